@@ -1,0 +1,32 @@
+"""The ``sphere`` command line.
+
+Each capability lives in its own module under :mod:`sphere_rl.cli` and registers its commands on
+the shared :data:`app` from :func:`_register_all`, so this file stays a table of contents.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="sphere",
+    help="SPHERE: spectral plasticity for Mixture-of-Experts policies in continual RL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_all() -> None:
+    from sphere_rl.cli import demo
+
+    demo.register(app)
+
+
+def main() -> None:
+    _register_all()
+    app()
+
+
+if __name__ == "__main__":
+    main()
