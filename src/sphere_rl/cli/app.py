@@ -17,6 +17,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """SPHERE: spectral plasticity for Mixture-of-Experts policies in continual RL."""
+
+
 def _register_all() -> None:
     from sphere_rl.cli import demo
 
