@@ -1,0 +1,27 @@
+"""Regularizers: the SPHERE penalty, its variants, and how they combine with the policy gradient."""
+
+from sphere_rl.regularizers.combine import (
+    MODES,
+    apply_regularized_gradients,
+    combine_flat_gradients,
+)
+from sphere_rl.regularizers.sphere import (
+    VARIANTS,
+    gate_penalty,
+    per_expert_penalty,
+    routing_weighted_features,
+    sphere_loss,
+    sphere_penalty,
+)
+
+__all__ = [
+    "MODES",
+    "VARIANTS",
+    "apply_regularized_gradients",
+    "combine_flat_gradients",
+    "gate_penalty",
+    "per_expert_penalty",
+    "routing_weighted_features",
+    "sphere_loss",
+    "sphere_penalty",
+]

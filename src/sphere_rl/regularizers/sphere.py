@@ -1,0 +1,101 @@
+"""The SPHERE penalty and its ablation variants.
+
+For ``T`` states and features ``Φ ∈ R^{T×D}``, ``A = ΦᵀΦ / T`` and
+
+    L_SPHERE(Φ) = ‖A − (tr A / D) I_D‖_F² = ‖A‖_F² − (tr A)² / D,
+
+which is zero iff ``A`` is a multiple of the identity: it penalises anisotropy of the feature
+second-moment matrix, not its scale. When ``D > T`` the ``T×T`` Gram ``ΦΦᵀ/T`` has the same non-zero
+spectrum (hence the same Frobenius norm and trace), so it is used instead: the cost is
+``O(T² D)`` either way but the matrix formed is the smaller one.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from sphere_rl.nn.policy import PolicyOutput
+
+VARIANTS = ("last", "all_layers", "per_expert", "gate")
+
+
+def sphere_penalty(phi: Tensor, gram: str = "auto") -> Tensor:
+    """Anisotropy of the feature second moment.
+
+    Args:
+        phi: ``(..., T, D)`` features; leading dimensions are independent batches (e.g. experts).
+        gram: ``"auto"`` (the smaller Gram), ``"samples"`` (``T×T``) or ``"features"`` (``D×D``);
+            all give the same value, the choice only changes cost.
+
+    Returns:
+        ``(...)`` penalty ``‖A‖_F² − (tr A)²/D`` with ``A = ΦᵀΦ/T``. Differentiable.
+    """
+    t, d = phi.shape[-2], phi.shape[-1]
+    if gram not in ("auto", "samples", "features"):
+        raise ValueError(f"gram must be 'auto', 'samples' or 'features', got {gram!r}")
+    if gram == "samples" or (gram == "auto" and d > t):
+        gram = phi @ phi.transpose(-1, -2) / t  # (..., T, T)
+    else:
+        gram = phi.transpose(-1, -2) @ phi / t  # (..., D, D)
+    frobenius_sq = gram.square().sum(dim=(-2, -1))
+    trace = gram.diagonal(dim1=-2, dim2=-1).sum(-1)
+    return frobenius_sq - trace.square() / d
+
+
+def routing_weighted_features(probs: Tensor, expert_features: Tensor) -> Tensor:
+    """Concatenate the routing-weighted features of all experts.
+
+    Args:
+        probs: ``(T, E)`` routing weights ``g_e(x)`` (zero for unselected experts).
+        expert_features: ``(T, E, d)`` expert activations ``h_e(x)``.
+
+    Returns:
+        ``Φ`` of shape ``(T, E·d)`` with row ``[g_1 h_1 | g_2 h_2 | … | g_E h_E]``.
+    """
+    weighted = probs.unsqueeze(-1) * expert_features
+    return weighted.reshape(weighted.shape[0], -1)
+
+
+def gate_penalty(probs: Tensor) -> Tensor:
+    """The release's gating variant: SPHERE on the routing matrix ``P (T×E)``, divided by ``E``."""
+    return sphere_penalty(probs) / probs.shape[-1]
+
+
+def per_expert_penalty(probs: Tensor, expert_features: Tensor) -> Tensor:
+    """Ablation: one penalty per expert on ``g_e h_e``, summed (no cross-expert blocks)."""
+    weighted = (probs.unsqueeze(-1) * expert_features).transpose(0, 1)  # (E, T, d)
+    return sphere_penalty(weighted).sum()
+
+
+def _layer_features(output: PolicyOutput, layer: int) -> Tensor:
+    """``Φ`` for one hidden layer: routing-weighted and concatenated for MoE, raw for dense."""
+    hidden = output.hidden[layer]
+    if output.probs is None:
+        return hidden
+    return routing_weighted_features(output.probs, hidden)
+
+
+def sphere_loss(output: PolicyOutput, variant: str = "last") -> Tensor:
+    """The SPHERE penalty of one actor forward pass.
+
+    Args:
+        output: the actor's :class:`~sphere_rl.nn.PolicyOutput` on a minibatch.
+        variant: ``"last"`` (the paper's SPHERE: last hidden expert layer, routing-weighted,
+            concatenated across experts), ``"all_layers"`` (the same on every hidden layer, summed),
+            ``"per_expert"`` (per-expert penalties summed) or ``"gate"`` (on the routing weights).
+            Dense actors support ``"last"`` and ``"all_layers"`` (on their plain hidden features).
+
+    Returns:
+        A scalar tensor.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if variant == "last":
+        return sphere_penalty(_layer_features(output, -1))
+    if variant == "all_layers":
+        return sum(sphere_penalty(_layer_features(output, i)) for i in range(len(output.hidden)))
+    if output.probs is None:
+        raise ValueError(f"variant {variant!r} needs a Mixture-of-Experts actor (routing weights)")
+    if variant == "per_expert":
+        return per_expert_penalty(output.probs, output.expert_features)
+    return gate_penalty(output.probs)

@@ -1,0 +1,160 @@
+"""SPHERE penalty against a float64 oracle, its variants, and the gradient combiner."""
+
+import pytest
+import torch
+
+from sphere_rl.nn import MLPActor, TopKMoEActor
+from sphere_rl.regularizers import (
+    apply_regularized_gradients,
+    combine_flat_gradients,
+    gate_penalty,
+    routing_weighted_features,
+    sphere_loss,
+    sphere_penalty,
+)
+
+
+def oracle(phi: torch.Tensor) -> torch.Tensor:
+    """‖A − (tr A / D) I‖_F² formed explicitly in float64."""
+    phi = phi.double()
+    t, d = phi.shape
+    a = phi.T @ phi / t
+    return (a - torch.trace(a) / d * torch.eye(d, dtype=torch.float64)).square().sum()
+
+
+@pytest.mark.parametrize(("t", "d"), [(5, 40), (40, 5), (16, 16), (1, 3), (64, 7)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_penalty_matches_oracle_and_both_grams_agree(t, d, seed):
+    gen = torch.Generator().manual_seed(seed)
+    phi = torch.randn(t, d, generator=gen, dtype=torch.float64) * torch.rand(d, generator=gen)
+    expected = oracle(phi)
+    for gram in ("auto", "samples", "features"):
+        torch.testing.assert_close(sphere_penalty(phi, gram=gram), expected, rtol=1e-10, atol=0)
+
+
+def test_zero_for_isotropic_and_positive_otherwise():
+    q, _ = torch.linalg.qr(torch.randn(32, 8, dtype=torch.float64))
+    phi = 3.0 * q * (32**0.5)  # ΦᵀΦ/T = 9 I
+    assert sphere_penalty(phi).abs() < 1e-10
+    anisotropic = phi * torch.linspace(0.5, 2.0, 8, dtype=torch.float64)
+    assert sphere_penalty(anisotropic) > 1e-3
+    # More features than samples: A has rank ≤ T < D, so it can never be isotropic.
+    assert sphere_penalty(torch.randn(4, 10, dtype=torch.float64)) > 1e-6
+
+
+def test_invariant_to_sample_permutation_and_batched():
+    phi = torch.randn(3, 20, 6, dtype=torch.float64)
+    perm = torch.randperm(20)
+    torch.testing.assert_close(sphere_penalty(phi[:, perm]), sphere_penalty(phi))
+    torch.testing.assert_close(sphere_penalty(phi), torch.stack([oracle(p) for p in phi]))
+
+
+@pytest.mark.parametrize(("t", "d"), [(4, 9), (9, 4)])
+def test_gradcheck(t, d):
+    phi = torch.randn(t, d, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(sphere_penalty, (phi,))
+
+
+def test_routing_weighted_features_layout():
+    probs = torch.tensor([[0.25, 0.0, 0.75]])
+    feats = torch.arange(6.0).reshape(1, 3, 2)
+    expected = torch.tensor([[0.0, 0.25, 0.0, 0.0, 3.0, 3.75]])
+    torch.testing.assert_close(routing_weighted_features(probs, feats), expected)
+
+
+def test_variants_against_explicit_constructions():
+    torch.manual_seed(0)
+    actor = TopKMoEActor(6, 2, n_experts=4, top_k=2, hidden=(10, 12)).double()
+    out = actor(torch.randn(30, 6, dtype=torch.float64))
+    probs, feats = out.probs, out.expert_features
+    phi_last = torch.cat([probs[:, e : e + 1] * feats[:, e] for e in range(4)], dim=1)
+    torch.testing.assert_close(sphere_loss(out, "last"), oracle(phi_last))
+    per_expert = sum(oracle(probs[:, e : e + 1] * feats[:, e]) for e in range(4))
+    torch.testing.assert_close(sphere_loss(out, "per_expert"), per_expert)
+    all_layers = sum(
+        oracle(torch.cat([probs[:, e : e + 1] * h[:, e] for e in range(4)], dim=1))
+        for h in out.hidden
+    )
+    torch.testing.assert_close(sphere_loss(out, "all_layers"), all_layers)
+    torch.testing.assert_close(sphere_loss(out, "gate"), oracle(probs) / 4)
+    torch.testing.assert_close(gate_penalty(probs), oracle(probs) / 4)
+
+
+def test_dense_actor_uses_plain_features_and_rejects_moe_only_variants():
+    actor = MLPActor(5, 2, hidden=(8,)).double()
+    out = actor(torch.randn(12, 5, dtype=torch.float64))
+    torch.testing.assert_close(sphere_loss(out), oracle(out.hidden[-1]))
+    with pytest.raises(ValueError, match="needs a Mixture-of-Experts actor"):
+        sphere_loss(out, "gate")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        sphere_loss(out, "everything")
+
+
+def _losses(seed=0):
+    torch.manual_seed(seed)
+    actor = TopKMoEActor(6, 2, n_experts=4, top_k=2, hidden=(10,)).double()
+    out = actor(torch.randn(16, 6, dtype=torch.float64))
+    base = out.mean.square().mean() + out.log_std.sum()
+    return actor, base, sphere_loss(out)
+
+
+def _grads(actor):
+    return torch.cat([p.grad.reshape(-1) for p in actor.parameters()])
+
+
+def _flat(loss, actor):
+    params = list(actor.parameters())
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return torch.cat(
+        [
+            torch.zeros_like(p).reshape(-1) if g is None else g.reshape(-1)
+            for p, g in zip(params, grads, strict=True)
+        ]
+    )
+
+
+@pytest.mark.parametrize("rho", [1e-3, 0.5])
+def test_grad_mode_scales_penalty_gradient_to_rho_times_base_norm(rho):
+    actor, base, reg = _losses()
+    g_b, g_s = _flat(base, actor), _flat(reg, actor)
+    apply_regularized_gradients(list(actor.parameters()), base, reg, mode="grad", coef=rho)
+    applied = _grads(actor) - g_b
+    torch.testing.assert_close(applied.norm(), rho * g_b.norm(), rtol=1e-6, atol=0)
+    # Direction is the penalty gradient's.
+    cos = torch.dot(applied, g_s) / (applied.norm() * g_s.norm())
+    torch.testing.assert_close(cos, torch.tensor(1.0, dtype=torch.float64))
+
+
+def test_pcgrad_removes_conflicting_component():
+    base = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    reg = torch.tensor([-1.0, 1.0], dtype=torch.float64)
+    combined, stats = combine_flat_gradients(base, reg, rho=1.0, pcgrad=True)
+    applied = combined - base
+    assert stats["cos"] < 0
+    assert torch.dot(applied, base).abs() < 1e-12
+    torch.testing.assert_close(applied.norm(), base.norm())
+    # Without PCGrad the conflict remains.
+    combined, _ = combine_flat_gradients(base, reg, rho=1.0, pcgrad=False)
+    assert torch.dot(combined - base, base) < 0
+
+
+def test_loss_and_fixed_modes_match_manual_gradients():
+    actor, base, reg = _losses()
+    g_b, g_s = _flat(base, actor), _flat(reg, actor)
+    lam = 1e-2 * base.detach().abs() / (reg.detach() + 1e-8)
+    stats = apply_regularized_gradients(list(actor.parameters()), base, reg, "loss", coef=1e-2)
+    torch.testing.assert_close(_grads(actor), g_b + lam * g_s)
+    assert stats["coef"] == pytest.approx(float(lam))
+
+    actor, base, reg = _losses()
+    g_b, g_s = _flat(base, actor), _flat(reg, actor)
+    apply_regularized_gradients(list(actor.parameters()), base, reg, "fixed", coef=0.3)
+    torch.testing.assert_close(_grads(actor), g_b + 0.3 * g_s)
+
+
+def test_combiner_rejects_bad_arguments():
+    actor, base, reg = _losses()
+    with pytest.raises(ValueError, match="mode must be one of"):
+        apply_regularized_gradients(list(actor.parameters()), base, reg, mode="ratio")
+    with pytest.raises(ValueError, match="pcgrad needs mode='grad'"):
+        apply_regularized_gradients(list(actor.parameters()), base, reg, "loss", pcgrad=True)
