@@ -23,9 +23,11 @@ def _root() -> None:
 
 
 def _register_all() -> None:
-    from sphere_rl.cli import demo
+    from sphere_rl.cli import demo, envs, train
 
     demo.register(app)
+    envs.register(app)
+    train.register(app)
 
 
 def main() -> None:

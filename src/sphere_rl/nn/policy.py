@@ -42,7 +42,8 @@ class PolicyOutput:
         return self.probs is not None
 
     def distribution(self) -> Normal:
-        return Normal(self.mean, self.log_std.exp().expand_as(self.mean))
+        # Validation off: NaNs must reach the PPO loss guard, which stops the run cleanly.
+        return Normal(self.mean, self.log_std.exp().expand_as(self.mean), validate_args=False)
 
 
 class GaussianActor(nn.Module):

@@ -1,0 +1,48 @@
+"""The two ways a method plugs into PPO without editing the loop.
+
+* An :class:`ActorRegularizer` adds a penalty to the actor's loss on every minibatch; its ``mode``
+  says how (see :mod:`sphere_rl.regularizers.combine`): ``fixed`` and ``loss`` fold it into the loss,
+  ``grad`` combines gradients by norm ratio (at most one ``grad``-mode regularizer per agent).
+* A :class:`TrainingCallback` acts on the networks at fixed points (after each optimiser step, at a
+  task boundary): the home of resets and unit replacement (CBP, ReDo, Shrink & Perturb).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from torch import Tensor
+
+from sphere_rl.nn.policy import PolicyOutput
+
+if TYPE_CHECKING:
+    from sphere_rl.algo.ppo import PPOAgent
+
+
+@runtime_checkable
+class ActorRegularizer(Protocol):
+    name: str
+    mode: str  # "fixed" | "loss" | "grad"
+    coef: float  # λ for "fixed", ρ for "loss" and "grad"
+    pcgrad: bool
+
+    def penalty(self, output: PolicyOutput, obs: Tensor, agent: PPOAgent) -> Tensor:
+        """Scalar penalty for one minibatch, from the actor's forward pass on ``obs``."""
+        ...
+
+
+class TrainingCallback:
+    """Base class with no-op hooks; override the ones a method needs."""
+
+    def on_task_start(self, agent: PPOAgent, task_index: int) -> None:
+        """Called before the first update on each task (after optimiser reset, if any)."""
+
+    def after_optimizer_step(self, agent: PPOAgent) -> None:
+        """Called after every actor/critic optimiser step."""
+
+    def state_dict(self) -> dict:
+        """Callback state to checkpoint (e.g. utilities); empty if stateless."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` saved."""

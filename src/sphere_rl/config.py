@@ -1,0 +1,261 @@
+"""Experiment configuration: one flat, validated dataclass, presets, and the merge rules.
+
+Resolution order: dataclass defaults ← preset ← explicit overrides (CLI flags or a dict). Every
+problem in a configuration is reported at once, before anything starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message lists every problem found."""
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    # What to run
+    benchmark: str | None = "cw10"
+    tasks: tuple[str, ...] | None = None  # overrides the benchmark's sequence
+    protocol: str = "crl"  # "crl": one agent through the sequence; "rl": fresh agent per task
+    method: str = "sphere"
+    arch: str | None = None  # None: the method's architecture
+    reg: str | None = None  # None: the method's regularizer; "none" disables it
+    seed: int = 0
+    # Networks
+    hidden: tuple[int, ...] = (256, 256, 256)
+    n_experts: int = 10
+    top_k: int = 2
+    temperature: float = 1.0
+    # SPHERE
+    rho: float = 1e-3
+    sphere_mode: str = "grad"
+    sphere_variant: str = "last"
+    pcgrad: bool = False
+    # PPO
+    steps_per_task: int = 1_000_000
+    num_envs: int = 8
+    num_steps: int = 2048
+    minibatch_size: int = 256
+    update_epochs: int = 10
+    lr: float = 3e-4
+    lr_final: float = 1e-4
+    lr_schedule: str = "linear"
+    target_kl: float = 0.03
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    norm_obs: bool = True
+    carry_optimizer: bool = False
+    # Environments
+    env_backend: str = "metaworld"
+    vectorization: str = "sync"
+    # Evaluation, diagnostics, checkpoints
+    eval_interval: int = 100_000
+    eval_episodes: int = 10
+    diag_interval: int = 100_000
+    diag_samples: int = 256
+    diag_entk: bool = True
+    checkpoint_interval: int = 100_000
+    device: str = "cpu"
+    preset: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @property
+    def steps_per_iteration(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def iterations_per_task(self) -> int:
+        return max(1, self.steps_per_task // self.steps_per_iteration)
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's MetaWorld setting (release config): PPO, 1M steps/task, 8 envs × 2048 steps.
+    "cw10": {
+        "benchmark": "cw10",
+        "steps_per_task": 1_000_000,
+        "num_envs": 8,
+        "num_steps": 2048,
+        "minibatch_size": 256,
+        "update_epochs": 10,
+        "lr": 3e-4,
+        "lr_final": 1e-4,
+        "lr_schedule": "linear",
+        "norm_obs": True,
+    },
+    # The release's HumanoidBench setting: 10M steps/task, 128 envs × 16 steps, KL-adaptive LR.
+    "hb5": {
+        "benchmark": "hb5",
+        "steps_per_task": 10_000_000,
+        "num_envs": 128,
+        "num_steps": 16,
+        "minibatch_size": 64,
+        "update_epochs": 10,
+        "lr": 3e-4,
+        "lr_schedule": "kl_adaptive",
+        "target_kl": 0.03,
+        "norm_obs": True,
+    },
+    # A few-minute CPU run for trying things out and for tests.
+    "quick": {
+        "steps_per_task": 20_000,
+        "num_envs": 4,
+        "num_steps": 500,
+        "minibatch_size": 250,
+        "update_epochs": 4,
+        "hidden": (64, 64),
+        "n_experts": 4,
+        "eval_interval": 10_000,
+        "eval_episodes": 2,
+        "diag_interval": 10_000,
+        "diag_samples": 64,
+        "checkpoint_interval": 10_000,
+    },
+}
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "protocol": ("crl", "rl"),
+    "sphere_mode": ("fixed", "loss", "grad"),
+    "sphere_variant": ("last", "all_layers", "per_expert", "gate"),
+    "lr_schedule": ("linear", "constant", "kl_adaptive"),
+    "env_backend": ("metaworld", "envpool"),
+    "vectorization": ("sync", "async"),
+}
+POSITIVE = {
+    "steps_per_task", "num_envs", "num_steps", "minibatch_size", "update_epochs", "lr",
+    "n_experts", "top_k", "temperature", "eval_interval", "eval_episodes", "diag_interval",
+    "diag_samples", "checkpoint_interval", "target_kl", "max_grad_norm",
+}  # fmt: skip
+NON_NEGATIVE = {"lr_final", "rho", "ent_coef", "vf_coef", "clip_coef", "seed"}
+UNIT_INTERVAL = {"gamma", "gae_lambda"}
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is tuple:
+        (item, _) = typing.get_args(annotation)
+        return isinstance(value, tuple) and all(_type_ok(v, item) for v in value)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def _coerce(value: Any) -> Any:
+    """Accept JSON lists for tuple fields and comma-separated task strings."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def build_config(overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Resolve defaults ← preset ← overrides and validate the result.
+
+    The preset is ``overrides["preset"]`` if given, else the benchmark's own preset if one exists.
+
+    Raises:
+        ConfigError: listing every unknown key, wrong type and impossible value.
+    """
+    overrides = dict(overrides or {})
+    fields = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
+    hints = typing.get_type_hints(ExperimentConfig)
+    problems = []
+    for key in overrides:
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown key {key!r}{hint}")
+    if isinstance(overrides.get("tasks"), str):
+        overrides["tasks"] = tuple(t.strip() for t in overrides["tasks"].split(",") if t.strip())
+    preset_name = overrides.get("preset") or overrides.get("benchmark") or "cw10"
+    if overrides.get("preset") is not None and preset_name not in PRESETS:
+        problems.append(f"preset must be one of {sorted(PRESETS)}, got {preset_name!r}")
+    preset = PRESETS.get(preset_name, {})
+    merged = {**preset, **{k: _coerce(v) for k, v in overrides.items() if k in fields}}
+    merged["preset"] = preset_name if preset_name in PRESETS else None
+    well_typed = {}
+    for key, value in merged.items():
+        if _type_ok(value, hints[key]):
+            well_typed[key] = value
+        else:
+            problems.append(f"{key} must be of type {hints[key]}, got {value!r}")
+    # Values are checked on the well-typed keys (others fall back to defaults) so one pass
+    # reports everything.
+    problems += _value_problems({**_defaults(), **well_typed})
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+    return ExperimentConfig(**merged)
+
+
+def _defaults() -> dict[str, Any]:
+    return ExperimentConfig().__dict__.copy()
+
+
+def _value_problems(cfg: dict[str, Any]) -> list[str]:
+    problems = []
+    for key, allowed in CHOICES.items():
+        if cfg[key] not in allowed:
+            problems.append(f"{key} must be one of {allowed}, got {cfg[key]!r}")
+    for key in sorted(POSITIVE):
+        if cfg[key] <= 0:
+            problems.append(f"{key} must be > 0, got {cfg[key]!r}")
+    for key in sorted(NON_NEGATIVE):
+        if cfg[key] < 0:
+            problems.append(f"{key} must be >= 0, got {cfg[key]!r}")
+    for key in sorted(UNIT_INTERVAL):
+        if not 0 <= cfg[key] <= 1:
+            problems.append(f"{key} must be in [0, 1], got {cfg[key]!r}")
+    if cfg["top_k"] > cfg["n_experts"]:
+        problems.append(f"top_k must be <= n_experts={cfg['n_experts']}, got {cfg['top_k']}")
+    if not cfg["hidden"] or any(w < 1 for w in cfg["hidden"]):
+        problems.append(f"hidden must be a non-empty list of widths >= 1, got {cfg['hidden']!r}")
+    if cfg["benchmark"] is None and not cfg["tasks"]:
+        problems.append("give a benchmark or a list of tasks")
+    batch = cfg["num_envs"] * cfg["num_steps"]
+    if cfg["minibatch_size"] > batch > 0:
+        problems.append(
+            f"minibatch_size ({cfg['minibatch_size']}) exceeds the rollout size num_envs×num_steps"
+            f" ({batch})"
+        )
+    if 0 < cfg["steps_per_task"] < batch:
+        problems.append(
+            f"steps_per_task ({cfg['steps_per_task']}) is smaller than one rollout"
+            f" num_envs×num_steps ({batch})"
+        )
+    if cfg["device"] != "cpu" and not str(cfg["device"]).startswith("cuda"):
+        problems.append(f"device must be 'cpu' or 'cuda[:N]', got {cfg['device']!r}")
+    return problems
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Keys whose values differ between two ``to_dict()`` configurations."""
+    keys = sorted(set(old) | set(new))
+    return [k for k in keys if old.get(k) != new.get(k)]
+
+
+__all__ = [
+    "PRESETS",
+    "ConfigError",
+    "ExperimentConfig",
+    "build_config",
+    "config_diff",
+]

@@ -1,0 +1,140 @@
+"""Named methods: an architecture, its regularizers and interventions, and how to build the agent.
+
+``--method`` picks a row of :data:`METHODS`; ``--arch`` and ``--reg`` override its parts, so
+combinations such as ``--arch topk_moe --reg sphere`` or ``--arch mlp --reg sphere`` work too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sphere_rl.algo.hooks import ActorRegularizer
+from sphere_rl.algo.normalization import RunningMeanStd
+from sphere_rl.algo.ppo import PPOAgent, PPOConfig
+from sphere_rl.config import ExperimentConfig
+from sphere_rl.nn import (
+    DenseMoEActor,
+    DSMoEActor,
+    GaussianActor,
+    MLPActor,
+    MLPCritic,
+    TopKMoEActor,
+    count_parameters,
+    param_matched_width,
+)
+from sphere_rl.regularizers.hooks import SphereRegularizer
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    arch: str
+    reg: str
+    description: str
+    source: str
+
+
+METHODS: dict[str, MethodSpec] = {
+    m.name: m
+    for m in [
+        MethodSpec("ppo", "mlp", "none", "PPO with a dense 3×256 actor", "Schulman et al. 2017"),
+        MethodSpec(
+            "ppo10x",
+            "mlp10x",
+            "none",
+            "PPO with a dense actor parameter-matched to the 10-expert MoE",
+            "SPHERE paper's PPO(10x)",
+        ),
+        MethodSpec("ln", "mlp_ln", "none", "PPO with LayerNorm in hidden layers", "Ba et al. 2016"),
+        MethodSpec("topk_moe", "topk_moe", "none", "Top-K MoE actor (E=10, k=2)", "SPHERE paper"),
+        MethodSpec("dense_moe", "dense_moe", "none", "Dense-MoE actor (softmax over all)", "-"),
+        MethodSpec("ds_moe", "ds_moe", "none", "DS-MoE: dense training, sparse inference",
+                   "Pan et al. 2024"),  # fmt: skip
+        MethodSpec(
+            "sphere",
+            "topk_moe",
+            "sphere",
+            "Top-K MoE + SPHERE penalty (grad mode, ρ=1e-3)",
+            "Luo et al., ICML 2026",
+        ),
+    ]
+}
+
+
+def build_actor(arch: str, obs_dim: int, act_dim: int, cfg: ExperimentConfig) -> GaussianActor:
+    """Construct the actor named ``arch`` with the configuration's network options."""
+    moe_kwargs = {
+        "n_experts": cfg.n_experts,
+        "top_k": cfg.top_k,
+        "hidden": cfg.hidden,
+        "temperature": cfg.temperature,
+    }
+    if arch == "mlp":
+        return MLPActor(obs_dim, act_dim, cfg.hidden)
+    if arch == "mlp_ln":
+        return MLPActor(obs_dim, act_dim, cfg.hidden, layer_norm=True)
+    if arch == "mlp10x":
+        target = count_parameters(TopKMoEActor(obs_dim, act_dim, **moe_kwargs))
+        width = param_matched_width(target, obs_dim, act_dim, depth=len(cfg.hidden))
+        return MLPActor(obs_dim, act_dim, (width,) * len(cfg.hidden))
+    if arch in MOE_ARCHS:
+        return MOE_ARCHS[arch](obs_dim, act_dim, **moe_kwargs)
+    raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+
+
+MOE_ARCHS = {"topk_moe": TopKMoEActor, "dense_moe": DenseMoEActor, "ds_moe": DSMoEActor}
+ARCHS = ("mlp", "mlp_ln", "mlp10x", *MOE_ARCHS)
+
+RegularizerFactory = Callable[[ExperimentConfig], ActorRegularizer]
+REGULARIZERS: dict[str, RegularizerFactory] = {
+    "sphere": lambda cfg: SphereRegularizer(
+        variant=cfg.sphere_variant, mode=cfg.sphere_mode, coef=cfg.rho, pcgrad=cfg.pcgrad
+    ),
+}
+
+
+def resolve_method(cfg: ExperimentConfig) -> tuple[str, list[str]]:
+    """``(arch, regularizer names)`` after applying ``--arch``/``--reg`` overrides."""
+    if cfg.method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {cfg.method!r}")
+    spec = METHODS[cfg.method]
+    arch = cfg.arch or spec.arch
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    reg = spec.reg if cfg.reg is None else cfg.reg
+    regs = [r for r in reg.split("+") if r and r != "none"]
+    for name in regs:
+        if name not in REGULARIZERS:
+            raise ValueError(f"reg must be 'none' or one of {sorted(REGULARIZERS)}, got {name!r}")
+    return arch, regs
+
+
+def build_agent(cfg: ExperimentConfig, obs_dim: int, act_dim: int) -> PPOAgent:
+    """A fresh PPO agent for ``cfg`` (the torch RNG must be seeded by the caller)."""
+    arch, regs = resolve_method(cfg)
+    actor = build_actor(arch, obs_dim, act_dim, cfg)
+    critic = MLPCritic(obs_dim, cfg.hidden)
+    ppo = PPOConfig(
+        lr=cfg.lr,
+        lr_final=cfg.lr_final,
+        lr_schedule=cfg.lr_schedule,
+        target_kl=cfg.target_kl,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        clip_coef=cfg.clip_coef,
+        ent_coef=cfg.ent_coef,
+        vf_coef=cfg.vf_coef,
+        max_grad_norm=cfg.max_grad_norm,
+        update_epochs=cfg.update_epochs,
+        minibatch_size=cfg.minibatch_size,
+    )
+    normalizer = RunningMeanStd((obs_dim,)) if cfg.norm_obs else None
+    return PPOAgent(
+        actor,
+        critic,
+        ppo,
+        normalizer=normalizer,
+        regularizers=[REGULARIZERS[name](cfg) for name in regs],
+        device=cfg.device,
+    )
