@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sphere_rl.algo.hooks import ActorRegularizer
+from sphere_rl.algo.hooks import ActorRegularizer, TrainingCallback
 from sphere_rl.algo.normalization import RunningMeanStd
 from sphere_rl.algo.ppo import PPOAgent, PPOConfig
 from sphere_rl.config import ExperimentConfig
@@ -49,8 +49,13 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("ln", "mlp_ln", "none", "PPO with LayerNorm in hidden layers", "Ba et al. 2016"),
         MethodSpec("topk_moe", "topk_moe", "none", "Top-K MoE actor (E=10, k=2)", "SPHERE paper"),
         MethodSpec("dense_moe", "dense_moe", "none", "Dense-MoE actor (softmax over all)", "-"),
-        MethodSpec("ds_moe", "ds_moe", "none", "DS-MoE: dense training, sparse inference",
-                   "Pan et al. 2024"),  # fmt: skip
+        MethodSpec(
+            "ds_moe",
+            "ds_moe",
+            "none",
+            "DS-MoE: dense training, sparse inference",
+            "Pan et al. 2024",
+        ),
         MethodSpec(
             "sphere",
             "topk_moe",
@@ -86,7 +91,11 @@ def build_actor(arch: str, obs_dim: int, act_dim: int, cfg: ExperimentConfig) ->
 MOE_ARCHS = {"topk_moe": TopKMoEActor, "dense_moe": DenseMoEActor, "ds_moe": DSMoEActor}
 ARCHS = ("mlp", "mlp_ln", "mlp10x", *MOE_ARCHS)
 
+# ``--reg`` names plug-ins from both tables, joined with "+": penalties on the actor's loss
+# (REGULARIZERS) and interventions acting on the networks (CALLBACKS).
 RegularizerFactory = Callable[[ExperimentConfig], ActorRegularizer]
+CallbackFactory = Callable[[ExperimentConfig], TrainingCallback]
+CALLBACKS: dict[str, CallbackFactory] = {}
 REGULARIZERS: dict[str, RegularizerFactory] = {
     "sphere": lambda cfg: SphereRegularizer(
         variant=cfg.sphere_variant, mode=cfg.sphere_mode, coef=cfg.rho, pcgrad=cfg.pcgrad
@@ -95,7 +104,7 @@ REGULARIZERS: dict[str, RegularizerFactory] = {
 
 
 def resolve_method(cfg: ExperimentConfig) -> tuple[str, list[str]]:
-    """``(arch, regularizer names)`` after applying ``--arch``/``--reg`` overrides."""
+    """``(arch, plug-in names)`` after applying ``--arch``/``--reg`` overrides."""
     if cfg.method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {cfg.method!r}")
     spec = METHODS[cfg.method]
@@ -104,9 +113,10 @@ def resolve_method(cfg: ExperimentConfig) -> tuple[str, list[str]]:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
     reg = spec.reg if cfg.reg is None else cfg.reg
     regs = [r for r in reg.split("+") if r and r != "none"]
+    known = sorted({*REGULARIZERS, *CALLBACKS})
     for name in regs:
-        if name not in REGULARIZERS:
-            raise ValueError(f"reg must be 'none' or one of {sorted(REGULARIZERS)}, got {name!r}")
+        if name not in known:
+            raise ValueError(f"reg must be 'none' or '+'-joined names from {known}, got {name!r}")
     return arch, regs
 
 
@@ -135,6 +145,7 @@ def build_agent(cfg: ExperimentConfig, obs_dim: int, act_dim: int) -> PPOAgent:
         critic,
         ppo,
         normalizer=normalizer,
-        regularizers=[REGULARIZERS[name](cfg) for name in regs],
+        regularizers=[REGULARIZERS[name](cfg) for name in regs if name in REGULARIZERS],
+        callbacks=[CALLBACKS[name](cfg) for name in regs if name in CALLBACKS],
         device=cfg.device,
     )

@@ -154,7 +154,9 @@ def test_unknown_keys_and_values_are_reported():
         ContinualRunner(build_config({"method": "spheer"}), Path("/nonexistent"))
 
 
-def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, tiny_overrides, monkeypatch):
+def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(
+    tmp_path, tiny_overrides, monkeypatch
+):
     cfg = build_config({**tiny_overrides, "tasks": "reach-v3"})
     runner = ContinualRunner.open(cfg, tmp_path / "run", show_progress=False)
     calls = {"n": 0}

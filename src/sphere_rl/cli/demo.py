@@ -1,14 +1,161 @@
-"""``sphere demo``: the main job on the embedded default."""
+"""``sphere demo``: the main job on the embedded default.
+
+A short continual-RL comparison of ``topk_moe`` and ``sphere`` on a small MetaWorld sequence: both
+runs train side by side (one process and one core each), then a table of success and r_e(K) at
+each task end is printed and figures are written next to the runs. Re-running resumes or reuses
+finished runs.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sphere_rl.config import build_config
+from sphere_rl.continual.rundir import read_json, read_jsonl
+
+console = Console()
+
+DEMO_TASKS = "reach-v3,window-close-v3,button-press-topdown-v3"
+DEMO_CONFIG = {
+    "preset": "quick",
+    "benchmark": None,
+    "protocol": "crl",
+    "steps_per_task": 50_000,
+    "eval_interval": 25_000,
+    "eval_episodes": 5,
+    "diag_interval": 10_000,
+    "diag_samples": 64,
+    "checkpoint_interval": 10_000,
+}
 
 
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
 
 
-def demo() -> None:
-    """Run the main job on the embedded default (placeholder until the runner lands)."""
-    typer.echo("sphere-rl demo")
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the demo's runs and figures go.")] = Path(
+        "runs/demo"
+    ),
+    tasks: Annotated[str, typer.Option(help="Comma-separated MetaWorld tasks.")] = DEMO_TASKS,
+    methods: Annotated[str, typer.Option(help="Methods to compare.")] = "topk_moe,sphere",
+    steps_per_task: Annotated[int, typer.Option(help="Env steps per task.")] = DEMO_CONFIG[
+        "steps_per_task"
+    ],
+    seed: Annotated[int, typer.Option(help="Seed shared by all runs.")] = 0,
+) -> None:
+    """Compare Top-K MoE and SPHERE in continual RL on a short MetaWorld sequence (~10 min)."""
+    from sphere_rl.analysis import load_run
+    from sphere_rl.analysis.plots import plot_plasticity, plot_success
+    from sphere_rl.continual.runner import run_dir_name
+
+    method_list = [m.strip() for m in methods.split(",") if m.strip()]
+    configs = {}
+    for method in method_list:
+        overrides = {**DEMO_CONFIG, "tasks": tasks, "method": method, "seed": seed,
+                     "steps_per_task": steps_per_task}  # fmt: skip
+        try:
+            configs[method] = build_config(overrides)
+        except ValueError as err:
+            console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(2) from err
+    out.mkdir(parents=True, exist_ok=True)
+    run_dirs = {m: out / run_dir_name(cfg) for m, cfg in configs.items()}
+    console.print(
+        f"sphere demo: CRL on {tasks} ({steps_per_task:,} steps/task), methods {method_list}"
+    )
+    _train_side_by_side(configs, run_dirs, out)
+    runs = [load_run(run_dirs[m]) for m in method_list]
+    _print_table(runs)
+    success_png = plot_success(runs, out / "success.png")
+    rank_png = plot_plasticity(runs, out / "plasticity.png")
+    console.print(f"figures: {success_png}, {rank_png}")
+    console.print(f"TensorBoard: tensorboard --logdir {out}")
+
+
+def _train_side_by_side(configs, run_dirs, out: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    procs = {}
+    for method, cfg in configs.items():
+        config_file = out / f".{method}.config.json"
+        config_file.write_text(json.dumps(cfg.to_dict()))
+        log = open(out / f"{method}.log", "a")
+        cmd = [sys.executable, "-m", "sphere_rl.cli.app", "train", "--config", str(config_file),
+               "--out", str(out), "--quiet"]  # fmt: skip
+        procs[method] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log)
+    columns = (TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console, transient=False) as progress:
+        bars = {
+            m: progress.add_task(m, total=len(cfg.tasks) * cfg.steps_per_task, info="")
+            for m, cfg in configs.items()
+        }
+        while any(p.poll() is None for p, _ in procs.values()):
+            for method, bar in bars.items():
+                progress.update(bar, **_live_info(run_dirs[method]))
+            time.sleep(1.0)
+        for method, bar in bars.items():
+            progress.update(bar, **_live_info(run_dirs[method]))
+    failed = []
+    for method, (proc, log) in procs.items():
+        log.close()
+        if proc.returncode != 0:
+            failed.append(method)
+    if failed:
+        logs = ", ".join(str(out / f"{m}.log") for m in failed)
+        console.print(f"[red]error:[/red] runs failed: {failed}; see {logs}")
+        raise typer.Exit(1)
+
+
+def _live_info(run_dir: Path) -> dict:
+    records = read_jsonl(run_dir / "metrics.jsonl")
+    train = [r for r in records if r["kind"] == "train"]
+    if not train:
+        return {"completed": 0, "info": "starting"}
+    last = train[-1]
+    ranks = [r["entk/effective_rank"] for r in records if "entk/effective_rank" in r]
+    rank = f"r_e(K) {ranks[-1]:.1f}" if ranks else ""
+    status = (
+        read_json(run_dir / "status.json")["state"] if (run_dir / "status.json").exists() else ""
+    )
+    info = f"{last['task']}  {last['sps']:.0f} steps/s  {rank}  {status}"
+    return {"completed": last["global_step"], "info": info}
+
+
+def _print_table(runs) -> None:
+    table = Table(title="CRL at each task end (success on each task; mean over tasks seen)")
+    table.add_column("method")
+    table.add_column("after task")
+    table.add_column("success per task")
+    table.add_column("mean seen", justify="right")
+    table.add_column("r_e(K)", justify="right")
+    table.add_column("r_e(A) proxy", justify="right")
+    for run in runs:
+        matrix = run.task_end_matrix()
+        ranks = run.diag_at_task_ends("entk/effective_rank")
+        proxies = run.diag_at_task_ends("proxy/effective_rank")
+        for i, task in enumerate(run.tasks):
+            if np.isnan(matrix[i]).all():
+                continue
+            per_task = " ".join(f"{v:.2f}" for v in matrix[i])
+            table.add_row(
+                run.method,
+                f"{i + 1}: {task}",
+                per_task,
+                f"{np.nanmean(matrix[i, : i + 1]):.2f}",
+                f"{ranks[i]:.1f}" if i < len(ranks) else "-",
+                f"{proxies[i]:.1f}" if i < len(proxies) else "-",
+            )
+    console.print(table)

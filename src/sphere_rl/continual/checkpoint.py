@@ -16,7 +16,8 @@ from sphere_rl.continual.rundir import atomic_write_bytes
 def capture_rng_state() -> dict[str, Any]:
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
+        # Global NumPy state: third-party simulators may draw from it.
+        "numpy": np.random.get_state(),  # noqa: NPY002
         "python": random.getstate(),
     }
     if torch.cuda.is_available():
@@ -26,7 +27,7 @@ def capture_rng_state() -> dict[str, Any]:
 
 def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

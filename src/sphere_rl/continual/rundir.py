@@ -96,7 +96,9 @@ class JsonlLog:
         """Drop records logged after ``global_step`` (work a resumed run will redo); returns the
         records kept."""
         kept = [r for r in read_jsonl(self.path) if r.get("global_step", 0) <= global_step]
-        atomic_write_bytes(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept).encode())
+        atomic_write_bytes(
+            self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept).encode()
+        )
         return kept
 
 

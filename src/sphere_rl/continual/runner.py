@@ -142,9 +142,7 @@ class ContinualRunner:
         if self.status.get("state") == "finished":
             return self.status
         total = len(self.tasks) * self.cfg.iterations_per_task * self.cfg.steps_per_iteration
-        self.writer = SummaryWriter(
-            str(self.run_dir / "tb"), purge_step=self.state.global_step + 1
-        )
+        self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.state.global_step + 1)
         try:
             with ProgressDisplay(total, self.show_progress, self.run_dir.name) as progress:
                 self.progress = progress
@@ -238,7 +236,9 @@ class ContinualRunner:
 
     def _collect(self, env, obs: np.ndarray):
         cfg, agent = self.cfg, self.agent
-        buffer = RolloutBuffer.empty(cfg.num_steps, cfg.num_envs, env.obs_dim, env.act_dim, cfg.device)
+        buffer = RolloutBuffer.empty(
+            cfg.num_steps, cfg.num_envs, env.obs_dim, env.act_dim, cfg.device
+        )
         done = torch.zeros(cfg.num_envs, device=cfg.device)
         episodes: dict[str, list[float]] = {"success": [], "return": []}
         agent.actor.train()
@@ -319,7 +319,9 @@ class ContinualRunner:
         cfg = self.cfg
         if t not in self._probes:
             seed = derive_seed(cfg.seed, PROBE_STREAM, t)
-            self._probes[t] = probe_states(self.tasks[t], cfg.diag_samples, seed, env_backend=cfg.env_backend)
+            self._probes[t] = probe_states(
+                self.tasks[t], cfg.diag_samples, seed, env_backend=cfg.env_backend
+            )
         obs = self.agent.obs_tensor(self._probes[t])
         report = plasticity_report(
             self.agent.actor, obs, initial_state=self.initial_actor, include_entk=cfg.diag_entk
@@ -337,7 +339,11 @@ class ContinualRunner:
         step = record["global_step"]
         kind = record["kind"]
         for key, value in record.items():
-            if isinstance(value, int | float) and not isinstance(value, bool) and key != "global_step":
+            if (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and key != "global_step"
+            ):
                 tag = f"{kind}/{key}" if kind != "eval" else f"eval/{record['eval_task']}/{key}"
                 self.writer.add_scalar(tag, value, step)
 
