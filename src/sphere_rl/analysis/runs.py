@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,11 @@ from typing import Any
 import numpy as np
 
 from sphere_rl.continual.rundir import read_json, read_jsonl
+
+# Keys of a configuration that distinguish experiments rather than repetitions of one: everything
+# except the seed. Used to group seeds and to find a CRL run's RL reference.
+_REPETITION_KEYS = ("seed",)
+_LOAD_KEY = re.compile(r"routing/load_e(\d+)")  # not routing/load_entropy
 
 
 @dataclass
@@ -30,14 +36,42 @@ class RunData:
         return self.config["method"]
 
     @property
+    def protocol(self) -> str:
+        return self.config["protocol"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    @property
+    def sequence(self) -> str:
+        """The benchmark's name, or the custom task list joined with '+'."""
+        return self.config.get("benchmark") or "+".join(self.tasks)
+
+    @property
+    def state(self) -> str:
+        return self.status.get("state", "new")
+
+    @property
     def finished(self) -> bool:
-        return self.status.get("state") == "finished"
+        return self.state == "finished"
+
+    @property
+    def tasks_done(self) -> int:
+        """Tasks whose training ended (their task-end evaluation is logged)."""
+        return len({r["train_task_index"] for r in self.evals if r["eval_kind"] == "task_end"})
 
     @property
     def steps_per_task(self) -> int:
         cfg = self.config
         per_iteration = cfg["num_envs"] * cfg["num_steps"]
         return max(1, cfg["steps_per_task"] // per_iteration) * per_iteration
+
+    def experiment_key(self, *ignore: str) -> tuple:
+        """Hashable configuration without the seed (and ``ignore`` keys): runs sharing it are
+        seeds of one experiment."""
+        drop = set(_REPETITION_KEYS) | set(ignore)
+        return tuple(sorted((k, repr(v)) for k, v in self.config.items() if k not in drop))
 
     def task_end_matrix(self) -> np.ndarray:
         """``(n_tasks, n_tasks)`` success of task ``j`` (column) at the end of training task ``i``
@@ -49,6 +83,28 @@ class RunData:
                 matrix[r["train_task_index"], r["eval_task_index"]] = r["success"]
         return matrix
 
+    def current_task_curve(self, task: int) -> tuple[np.ndarray, np.ndarray]:
+        """Success on ``task`` while it was being trained: ``(steps into the task, success)``,
+        sorted by step, from the periodic and task-end evaluations."""
+        start = task * self.steps_per_task
+        points = sorted(
+            (r["global_step"] - start, r["success"])
+            for r in self.evals
+            if r["train_task_index"] == task and r["eval_task_index"] == task
+        )
+        if not points:
+            return np.zeros(0), np.zeros(0)
+        steps, success = zip(*points, strict=True)
+        return np.asarray(steps, dtype=float), np.asarray(success, dtype=float)
+
+    def diag_series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(global steps, values)`` of one diagnostic key over training."""
+        points = [(r["global_step"], r[key]) for r in self.diags if r.get(key) is not None]
+        if not points:
+            return np.zeros(0), np.zeros(0)
+        steps, values = zip(*points, strict=True)
+        return np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+
     def diag_at_task_ends(self, key: str) -> list[float]:
         """The last diagnostic value of ``key`` logged on each finished task."""
         values = {}
@@ -56,6 +112,11 @@ class RunData:
             if key in r:
                 values[r["task_index"]] = r[key]
         return [values[i] for i in sorted(values)]
+
+    def routing_keys(self) -> list[str]:
+        """``routing/load_e{i}`` keys in expert order (empty for dense actors)."""
+        experts = {int(m[1]) for r in self.diags for k in r if (m := _LOAD_KEY.fullmatch(k))}
+        return [f"routing/load_e{e}" for e in sorted(experts)]
 
 
 def load_run(path: Path) -> RunData:

@@ -1,0 +1,64 @@
+"""One self-contained HTML page for a report: tables inline, figures embedded as base64 PNGs, so
+the file can be opened, archived or mailed on its own."""
+
+from __future__ import annotations
+
+import base64
+import html
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sphere_rl.analysis.report import Report
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }
+th, td { border: 1px solid #bbb; padding: 3px 8px; text-align: left; white-space: nowrap; }
+.scroll { overflow-x: auto; }
+th { background: #eef2f7; } tbody tr:nth-child(even) { background: #f8f8f8; }
+caption { caption-side: bottom; text-align: left; color: #555; font-size: 0.9em; padding: 4px; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { color: #555; font-size: 0.9em; }
+.partial { background: #fff6e0; padding: 0.2em 1em; border-left: 4px solid #e0a800; }
+"""
+
+
+def render_html(report: Report) -> str:
+    """The whole page as one string."""
+    tables = {t.name: t for t in report.tables}
+    body = [
+        "<h1>SPHERE experiment report</h1>",
+        f"<p>{report.n_runs} runs from <code>{html.escape(str(report.runs_dir))}</code>,"
+        f" generated {html.escape(report.created)}. Finished runs:"
+        f" {report.n_runs - len(report.summary.partial)}; partial runs:"
+        f" {len(report.summary.partial)} (reported apart, never pooled).</p>",
+        _section(tables["summary"]),
+    ]
+    if report.summary.notes:
+        items = "".join(f"<li>{html.escape(n)}</li>" for n in report.summary.notes)
+        body.append(f"<h2>Notes</h2><ul>{items}</ul>")
+    body.append("<h2>Figures</h2>")
+    for figure in report.figures:
+        data = base64.b64encode(figure.path.read_bytes()).decode("ascii")
+        body.append(
+            f"<figure><h3>{html.escape(figure.title)}</h3>"
+            f'<img alt="{html.escape(figure.title)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>"
+        )
+    body.append(_section(tables["per_task"]))
+    body.append(_section(tables["runs"]))
+    partial = tables["partial"]
+    if partial.rows:
+        body.append(f'<div class="partial">{_section(partial)}</div>')
+    else:
+        body.append("<h2>Partial runs</h2><p>None: every run finished.</p>")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>SPHERE experiment report</title>"
+        f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def _section(table) -> str:
+    return f'<h2>{html.escape(table.title)}</h2>\n<div class="scroll">{table.to_html()}</div>'

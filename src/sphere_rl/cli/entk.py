@@ -1,0 +1,80 @@
+"""``sphere entk``: the eNTK effective rank of trained policies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("entk")(entk_command)
+
+
+def entk_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    checkpoint: Annotated[
+        str, typer.Option(help="latest, a file in checkpoints/, or 'all' for every task end.")
+    ] = "all",
+    samples: Annotated[int, typer.Option(help="States in the probe batch (N).")] = 256,
+    task: Annotated[
+        str | None, typer.Option(help="Probe task (default: every task of the run).")
+    ] = None,
+    trace_outputs: Annotated[
+        bool, typer.Option("--trace-outputs", help="N×N output-traced kernel instead of NA×NA.")
+    ] = False,
+) -> None:
+    """r_e(K) of the policy's eNTK and the SPHERE proxy r_e(A), on each task's probe batch.
+
+    The probe batches are the ones the runner's diagnostics use (same seeds), so the numbers line up
+    with the run's logged `entk/effective_rank`.
+    """
+    from sphere_rl.continual.evaluation import probe_states
+    from sphere_rl.continual.loading import load_agent
+    from sphere_rl.continual.runner import PROBE_STREAM, derive_seed
+    from sphere_rl.metrics import entk_effective_rank, sphere_proxy_rank
+
+    if samples < 1:
+        console.print(f"[red]error:[/red] --samples must be >= 1, got {samples}")
+        raise typer.Exit(2)
+    ckpt_dir = run_dir / "checkpoints"
+    names = (
+        sorted(p.stem for p in ckpt_dir.glob("task_*_end.pt"))
+        if checkpoint == "all"
+        else [checkpoint]
+    )
+    if not names:
+        console.print(f"[red]error:[/red] no task-end checkpoints in {ckpt_dir}")
+        raise typer.Exit(2)
+    table = Table(title=f"spectral plasticity of {run_dir} ({samples} states per probe)")
+    for column in ("checkpoint", "probe task", "r_e(K)", "r_e(A) proxy"):
+        table.add_column(column)
+    probes = {}
+    for name in names:
+        try:
+            agent, tasks, cfg = load_agent(run_dir, name)
+        except (FileNotFoundError, ValueError) as err:
+            console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(2) from err
+        # Training mode, as in the runner's diagnostics: the kernel that governs learning
+        # (DS-MoE trains with dense routing).
+        agent.actor.train()
+        if task is not None and task not in tasks:
+            console.print(f"[red]error:[/red] --task must be one of the run's tasks {tasks}")
+            raise typer.Exit(2)
+        for j, probe_task in enumerate(tasks):
+            if task is not None and probe_task != task:
+                continue
+            if j not in probes:
+                seed = derive_seed(cfg.seed, PROBE_STREAM, j)
+                probes[j] = probe_states(probe_task, samples, seed, env_backend=cfg.env_backend)
+            obs = agent.obs_tensor(probes[j])
+            rank = entk_effective_rank(agent.actor, obs, trace_outputs=trace_outputs)
+            proxy = sphere_proxy_rank(agent.actor, obs)
+            table.add_row(name, probe_task, f"{rank:.1f}", f"{proxy:.1f}")
+    console.print(table)

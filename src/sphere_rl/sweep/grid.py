@@ -1,0 +1,76 @@
+"""The grid of a sweep: which configurations a ``sphere sweep`` command stands for."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from sphere_rl.config import ConfigError, ExperimentConfig, build_config
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` → ``[0, 1, 2, 3, 4]``; ``"0,2,5-6"`` → ``[0, 2, 5, 6]`` (order kept, no repeats).
+
+    Raises:
+        ConfigError: on anything that is not a non-negative integer or an ``a-b`` range.
+    """
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        low, dash, high = part.partition("-")
+        try:
+            first, last = int(low), int(high if dash else low)
+        except ValueError:
+            raise ConfigError(f"seeds: {part!r} is not an integer or a range like 0-4") from None
+        if first < 0 or last < first:
+            raise ConfigError(f"seeds: {part!r} is not a non-empty range of seeds >= 0")
+        seeds += [s for s in range(first, last + 1) if s not in seeds]
+    return seeds
+
+
+def parse_names(text: str) -> list[str]:
+    """``"ppo, sphere"`` → ``["ppo", "sphere"]`` (order kept, no repeats, no empty names)."""
+    return list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+
+
+@dataclass(frozen=True)
+class SweepGrid:
+    """The axes of a sweep, plus the overrides every run shares.
+
+    A ``None`` benchmark keeps what ``base`` says (its ``benchmark``, or its ``tasks`` list).
+    """
+
+    methods: list[str]
+    seeds: list[int]
+    protocols: list[str]
+    benchmarks: list[str | None] = field(default_factory=lambda: [None])
+    base: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return len(self.methods) * len(self.seeds) * len(self.protocols) * len(self.benchmarks)
+
+
+def expand_grid(grid: SweepGrid) -> list[ExperimentConfig]:
+    """One validated configuration per grid point, in benchmark, method, protocol, seed order.
+
+    Raises:
+        ConfigError: listing the problems of every invalid point (each distinct message once),
+            before anything runs.
+    """
+    if grid.size == 0:
+        raise ConfigError("the sweep is empty: give at least one method, seed and protocol")
+    configs, problems = [], {}
+    axes = itertools.product(grid.benchmarks, grid.methods, grid.protocols, grid.seeds)
+    for benchmark, method, protocol, seed in axes:
+        overrides = {**grid.base, "method": method, "protocol": protocol, "seed": seed}
+        if benchmark is not None:
+            overrides["benchmark"] = benchmark
+        try:
+            configs.append(build_config(overrides))
+        except ConfigError as err:
+            where = benchmark or grid.base.get("benchmark") or "tasks"
+            problems.setdefault(str(err), f"{where}/{method}/{protocol}")
+    if problems:
+        raise ConfigError("\n".join(f"{where}: {message}" for message, where in problems.items()))
+    return configs

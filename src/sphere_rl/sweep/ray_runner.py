@@ -1,0 +1,195 @@
+"""Train the runs of a sweep as Ray tasks: one task per run, each in a fresh worker process.
+
+The driver only plans, submits and collects: all state lives in the run directories, so a sweep
+killed at any point is continued by running it again (finished runs are skipped, interrupted ones
+resume from their checkpoints). Each task traps its own exceptions, so one failing run never stops
+the others; it comes back as an outcome with its error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sphere_rl.sweep.plan import CONFLICT, PlannedRun
+
+FINISHED, FAILED, SKIPPED = "finished", "failed", "skipped"
+LOG_NAME = "sweep.log"  # a run's own output, inside its directory
+LOCK_NAME = ".sweep.lock"
+# The driver passes only small dicts through Ray's object store; keep it (shared memory) small.
+LOCAL_OBJECT_STORE_BYTES = 128 * 1024**2
+
+
+@dataclass
+class RunOutcome:
+    """What happened to one run of a sweep."""
+
+    name: str
+    run_dir: str
+    method: str
+    protocol: str
+    seed: int
+    action: str  # the plan: new | resume | retry | skip | conflict
+    result: str  # finished | failed | skipped
+    global_step: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    traceback: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result in (FINISHED, SKIPPED) and self.error is None
+
+
+class RunBusyError(RuntimeError):
+    """Another process is training this run directory right now."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Exclusive lock on a run directory, so two sweeps over the same ``--out`` never train one
+    run twice at once. The kernel drops it when the holder dies, so a killed sweep leaves none."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK_NAME, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunBusyError(f"{run_dir} is being trained by another process") from None
+        yield
+
+
+def train_run(config: dict[str, Any], run_dir: str, threads: int) -> dict[str, Any]:
+    """Body of one Ray task: create or resume the run and train it to the end.
+
+    Never raises: returns ``{"result", "global_step", "seconds", "error", "traceback"}``.
+    """
+    import torch
+
+    from sphere_rl.config import build_config
+    from sphere_rl.continual.runner import ContinualRunner
+
+    # Ray sets OMP_NUM_THREADS from the task's CPUs; torch's intra-op pool must follow too.
+    torch.set_num_threads(threads)
+    start, path = time.perf_counter(), Path(run_dir)
+    outcome: dict[str, Any] = {"result": FAILED, "global_step": 0, "error": None, "traceback": None}
+    try:
+        with run_lock(path), open(path / LOG_NAME, "a") as log:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                runner = ContinualRunner.open(build_config(config), path, show_progress=True)
+                status = runner.run()
+        outcome.update(result=status["state"], global_step=status["global_step"])
+    except Exception as err:  # reported to the driver; the run directory keeps its checkpoints
+        outcome.update(error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+    outcome["seconds"] = time.perf_counter() - start
+    return outcome
+
+
+def skipped_outcome(plan: PlannedRun) -> RunOutcome:
+    """Outcome of a run the plan does not submit (finished before, failed before, conflict)."""
+    outcome = _outcome(plan, SKIPPED)
+    outcome.global_step = plan.global_step
+    if plan.action == CONFLICT:
+        outcome.result, outcome.error = FAILED, f"{plan.run_dir}: {plan.note}"
+    elif plan.state == "failed":
+        outcome.result = FAILED
+        outcome.error = f"{plan.note} (not retried; pass --retry-failed to resume it)"
+    return outcome
+
+
+def _outcome(plan: PlannedRun, result: str) -> RunOutcome:
+    cfg = plan.cfg
+    return RunOutcome(plan.name, str(plan.run_dir), cfg.method, cfg.protocol, cfg.seed,
+                      plan.action, result)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    address: str | None = None  # None: start a local Ray instance; else join this cluster
+    num_cpus: int | None = None  # local instance only (default: all cores)
+    cpus_per_run: float = 1.0
+    gpus_per_run: float = 0.0
+    max_retries: int = 2  # re-runs after a worker or node dies (each resumes from a checkpoint)
+
+
+def init_ray(options: RayOptions) -> None:
+    """Start a small local Ray instance, or connect to the cluster at ``options.address``."""
+    import ray
+
+    common = {"log_to_driver": False, "logging_level": logging.WARNING}
+    if options.address is None:
+        # "local" always starts a new instance, never attaching to someone else's on this host.
+        ray.init(address="local", num_cpus=options.num_cpus or os.cpu_count(),
+                 include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                 **common)  # fmt: skip
+    else:
+        ray.init(address=options.address, **common)
+
+
+def run_sweep(
+    plans: Sequence[PlannedRun],
+    options: RayOptions,
+    on_start: Callable[[PlannedRun], None] = lambda plan: None,
+    on_done: Callable[[RunOutcome], None] = lambda outcome: None,
+) -> list[RunOutcome]:
+    """Train every run the plan submits on Ray; returns one outcome per plan, in plan order.
+
+    Ray is started only when there is something to train, and shut down at the end (also on
+    Ctrl-C, after which the next sweep resumes the interrupted runs).
+    """
+    outcomes: dict[int, RunOutcome] = {
+        i: skipped_outcome(p) for i, p in enumerate(plans) if not p.submit
+    }
+    todo = [i for i, p in enumerate(plans) if p.submit]
+    if todo:
+        import ray
+
+        init_ray(options)
+        try:
+            # max_calls=1: a fresh process per run (torch threads, RNGs, MuJoCo state).
+            task = ray.remote(max_calls=1, max_retries=options.max_retries, retry_exceptions=False)(
+                train_run
+            )
+            resources = {"num_cpus": options.cpus_per_run, "num_gpus": options.gpus_per_run}
+            threads = max(1, int(options.cpus_per_run))
+            pending = {}
+            for i in todo:
+                plan = plans[i]
+                ref = task.options(name=f"sphere:{plan.name}", **resources).remote(
+                    plan.cfg.to_dict(), str(plan.run_dir), threads
+                )
+                pending[ref] = i
+                on_start(plan)
+            while pending:
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                i = pending.pop(ref)
+                outcomes[i] = _collect(ray, ref, plans[i])
+                on_done(outcomes[i])
+        finally:
+            ray.shutdown()
+    return [outcomes[i] for i in range(len(plans))]
+
+
+def _collect(ray, ref, plan: PlannedRun) -> RunOutcome:
+    outcome = _outcome(plan, FAILED)
+    try:
+        result = ray.get(ref)
+    except Exception as err:  # the worker or its node died (after Ray's retries)
+        outcome.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        outcome.traceback = str(err)
+        return outcome
+    outcome.result, outcome.global_step = result["result"], result["global_step"]
+    outcome.seconds, outcome.error = result["seconds"], result["error"]
+    outcome.traceback = result["traceback"]
+    return outcome
+
+
+def outcomes_to_json(outcomes: Sequence[RunOutcome]) -> list[dict[str, Any]]:
+    return [asdict(o) for o in outcomes]
