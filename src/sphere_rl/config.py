@@ -67,6 +67,25 @@ class ExperimentConfig:
     diag_entk: bool = True
     checkpoint_interval: int = 100_000
     device: str = "cpu"
+    # Intra-op threads for torch; 0 keeps torch's default. One thread is fastest for PPO-sized
+    # networks on CPU (more threads spin-wait against the simulators: 5x slower measured here).
+    torch_threads: int = 1
+    # Plasticity interventions (sphere_rl.interventions, docs/methods.md). Defaults come from each
+    # method's paper or its authors' code; "updates" count PPO minibatch optimiser steps.
+    parseval_coef: float = 1e-3  # Chung et al. 2024: λ at width 64, scaled by (64/width)² per layer
+    parseval_diag: bool = True  # their MetaWorld setting: learnable per-unit scales
+    cbp_replacement_rate: float = 1e-4  # Dohare et al. 2024 (PPO): per mature unit and update
+    cbp_maturity: int = 10_000  # updates a unit is protected after (re)initialisation
+    cbp_decay: float = 0.99  # running-average decay of the contribution utility
+    cchain_target: float = 0.05  # Tang & Berseth 2025 (PPO, DMC): churn loss / policy loss target
+    cchain_window: int = 100  # iterations averaged in C-CHAIN's adaptive scale
+    redo_tau: float = 0.1  # Sokar et al. 2023: dormant if normalised mean |activation| <= tau
+    redo_period: int = 1000  # updates between two recyclings
+    sp_shrink: float = 0.9999997  # Chung et al. 2024's S&P: 1 − lr·wd, lr = 3e-4, wd = 1e-3
+    sp_perturb: float = 1e-3  # noise, in units of each weight matrix's initialisation scale
+    sp_period: int = 1  # updates between shrink-and-perturb steps; 0: once at each task boundary
+    l2_init_coef: float = 1e-2  # Kumar et al. 2023: λ in λ‖θ − θ₀‖²
+    intervene_on_critic: bool = True  # CBP, ReDo and S&P also act on the critic, as in their papers
     preset: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,7 +153,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "sphere_mode": ("fixed", "loss", "grad"),
     "sphere_variant": ("last", "all_layers", "per_expert", "gate"),
     "lr_schedule": ("linear", "constant", "kl_adaptive"),
-    "env_backend": ("metaworld", "envpool"),
+    "env_backend": ("metaworld", "envpool", "auto"),
     "vectorization": ("sync", "async"),
 }
 POSITIVE = {
@@ -142,8 +161,15 @@ POSITIVE = {
     "n_experts", "top_k", "temperature", "eval_interval", "eval_episodes", "diag_interval",
     "diag_samples", "checkpoint_interval", "target_kl", "max_grad_norm",
 }  # fmt: skip
-NON_NEGATIVE = {"lr_final", "rho", "ent_coef", "vf_coef", "clip_coef", "seed"}
+NON_NEGATIVE = {"lr_final", "rho", "ent_coef", "vf_coef", "clip_coef", "seed", "torch_threads"}
 UNIT_INTERVAL = {"gamma", "gae_lambda"}
+# Plasticity interventions (the end block of ExperimentConfig).
+POSITIVE |= {"cchain_window", "redo_period"}
+NON_NEGATIVE |= {
+    "parseval_coef", "cbp_maturity", "cchain_target", "redo_tau", "sp_perturb", "sp_period",
+    "l2_init_coef",
+}  # fmt: skip
+UNIT_INTERVAL |= {"cbp_replacement_rate", "cbp_decay", "sp_shrink"}
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:

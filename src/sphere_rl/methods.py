@@ -13,6 +13,14 @@ from sphere_rl.algo.hooks import ActorRegularizer, TrainingCallback
 from sphere_rl.algo.normalization import RunningMeanStd
 from sphere_rl.algo.ppo import PPOAgent, PPOConfig
 from sphere_rl.config import ExperimentConfig
+from sphere_rl.interventions import (
+    CChain,
+    ContinualBackprop,
+    L2Init,
+    ParsevalRegularizer,
+    ReDo,
+    ShrinkPerturb,
+)
 from sphere_rl.nn import (
     DenseMoEActor,
     DSMoEActor,
@@ -63,6 +71,57 @@ METHODS: dict[str, MethodSpec] = {
             "Top-K MoE + SPHERE penalty (grad mode, ρ=1e-3)",
             "Luo et al., ICML 2026",
         ),
+        # Plasticity baselines (sphere_rl.interventions, docs/methods.md). Like `ln`, they use the
+        # dense actor; `--arch topk_moe` (or dense_moe, ds_moe) applies them to an MoE actor.
+        MethodSpec(
+            "topk_moe_ln",
+            "topk_moe_ln",
+            "none",
+            "Top-K MoE, LayerNorm in every expert and gate layer",
+            "Ba et al. 2016",
+        ),
+        MethodSpec(
+            "pw",
+            "mlp",
+            "parseval",
+            "Parseval regularization + learnable diagonal scales",
+            "Chung et al., NeurIPS 2024",
+        ),
+        MethodSpec(
+            "cbp",
+            "mlp",
+            "cbp",
+            "Continual backprop: replace low-utility mature units",
+            "Dohare et al., Nature 2024",
+        ),
+        MethodSpec(
+            "cchain",
+            "mlp",
+            "cchain",
+            "C-CHAIN: reduce churn on a reference batch",
+            "Tang et al., ICML 2025",
+        ),
+        MethodSpec(
+            "redo",
+            "mlp",
+            "redo",
+            "ReDo: recycle dormant units periodically",
+            "Sokar et al., ICML 2023",
+        ),
+        MethodSpec(
+            "snp",
+            "mlp",
+            "snp",
+            "Shrink & Perturb the weights after every update",
+            "Ash & Adams, NeurIPS 2020",
+        ),
+        MethodSpec(
+            "l2_init",
+            "mlp",
+            "l2_init",
+            "L2 Init: regularize towards the initial parameters",
+            "Kumar et al. 2023",
+        ),
     ]
 }
 
@@ -85,21 +144,41 @@ def build_actor(arch: str, obs_dim: int, act_dim: int, cfg: ExperimentConfig) ->
         return MLPActor(obs_dim, act_dim, (width,) * len(cfg.hidden))
     if arch in MOE_ARCHS:
         return MOE_ARCHS[arch](obs_dim, act_dim, **moe_kwargs)
+    if arch in MOE_LN_ARCHS:  # Linear → LayerNorm → activation in every expert and gate layer
+        return MOE_LN_ARCHS[arch](obs_dim, act_dim, layer_norm=True, **moe_kwargs)
     raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
 
 
 MOE_ARCHS = {"topk_moe": TopKMoEActor, "dense_moe": DenseMoEActor, "ds_moe": DSMoEActor}
-ARCHS = ("mlp", "mlp_ln", "mlp10x", *MOE_ARCHS)
+MOE_LN_ARCHS = {f"{name}_ln": cls for name, cls in MOE_ARCHS.items()}
+ARCHS = ("mlp", "mlp_ln", "mlp10x", *MOE_ARCHS, *MOE_LN_ARCHS)
 
 # ``--reg`` names plug-ins from both tables, joined with "+": penalties on the actor's loss
 # (REGULARIZERS) and interventions acting on the networks (CALLBACKS).
 RegularizerFactory = Callable[[ExperimentConfig], ActorRegularizer]
 CallbackFactory = Callable[[ExperimentConfig], TrainingCallback]
-CALLBACKS: dict[str, CallbackFactory] = {}
+CALLBACKS: dict[str, CallbackFactory] = {
+    "cbp": ContinualBackprop.from_config,
+    "redo": ReDo.from_config,
+    "snp": ShrinkPerturb.from_config,
+}
 REGULARIZERS: dict[str, RegularizerFactory] = {
     "sphere": lambda cfg: SphereRegularizer(
         variant=cfg.sphere_variant, mode=cfg.sphere_mode, coef=cfg.rho, pcgrad=cfg.pcgrad
     ),
+    "parseval": ParsevalRegularizer.from_config,
+    "cchain": CChain.from_config,
+    "l2_init": L2Init.from_config,
+}
+# One line per plug-in for `sphere methods`: (what it does, source).
+PLUGIN_INFO: dict[str, tuple[str, str]] = {
+    "sphere": ("SPHERE penalty on the routing-weighted expert feature Gram", "Luo et al. 2026"),
+    "parseval": ("Parseval penalty ‖WWᵀ − sI‖² on hidden weights (actor)", "Chung et al. 2024"),
+    "cchain": ("Churn on a reference batch, adaptive scale (actor)", "Tang et al. 2025"),
+    "l2_init": ("λ‖θ − θ₀‖² towards the initial actor", "Kumar et al. 2023"),
+    "cbp": ("Replace lowest-utility mature units (actor, critic)", "Dohare et al. 2024"),
+    "redo": ("Recycle dormant units every F updates (actor, critic)", "Sokar et al. 2023"),
+    "snp": ("Shrink weights and add init-scale noise (actor, critic)", "Ash & Adams 2020"),
 }
 
 
@@ -125,6 +204,10 @@ def build_agent(cfg: ExperimentConfig, obs_dim: int, act_dim: int) -> PPOAgent:
     arch, regs = resolve_method(cfg)
     actor = build_actor(arch, obs_dim, act_dim, cfg)
     critic = MLPCritic(obs_dim, cfg.hidden)
+    plugins = [(REGULARIZERS.get(name) or CALLBACKS[name])(cfg) for name in regs]
+    for plugin in plugins:  # structural changes (e.g. Parseval's diagonal layers) before optimisers
+        if hasattr(plugin, "prepare_actor"):
+            plugin.prepare_actor(actor)
     ppo = PPOConfig(
         lr=cfg.lr,
         lr_final=cfg.lr_final,
@@ -140,12 +223,19 @@ def build_agent(cfg: ExperimentConfig, obs_dim: int, act_dim: int) -> PPOAgent:
         minibatch_size=cfg.minibatch_size,
     )
     normalizer = RunningMeanStd((obs_dim,)) if cfg.norm_obs else None
-    return PPOAgent(
+    # A plug-in takes every role it implements: CBP and ReDo edit the networks but also read each
+    # minibatch as zero-weight regularizers; L2 Init and C-CHAIN penalise but keep state as callbacks.
+    regularizers = [p for p in plugins if isinstance(p, ActorRegularizer)]
+    agent = PPOAgent(
         actor,
         critic,
         ppo,
         normalizer=normalizer,
-        regularizers=[REGULARIZERS[name](cfg) for name in regs if name in REGULARIZERS],
-        callbacks=[CALLBACKS[name](cfg) for name in regs if name in CALLBACKS],
+        regularizers=regularizers,
+        callbacks=[p for p in plugins if isinstance(p, TrainingCallback)],
         device=cfg.device,
     )
+    for plugin in plugins:  # bind to the built agent (unit views, initial parameters, ...)
+        if hasattr(plugin, "attach"):
+            plugin.attach(agent)
+    return agent

@@ -127,6 +127,9 @@ class PPOAgent:
 
     def _actor_step(self, obs, actions, old_log_probs, adv) -> dict[str, Tensor | float]:
         output, base_loss, stats = self._actor_loss(obs, actions, old_log_probs, adv)
+        # Loss-mode coefficients scale against the policy objective alone, not against
+        # penalties added before them.
+        policy_scale = base_loss.detach().abs()
         grad_reg, grad_penalty = None, None
         for reg in self.regularizers:
             penalty = reg.penalty(output, obs, self)
@@ -136,7 +139,7 @@ class PPOAgent:
             else:
                 coef = reg.coef
                 if reg.mode == "loss":
-                    coef = reg.coef * base_loss.detach().abs() / (penalty.detach() + 1e-8)
+                    coef = reg.coef * policy_scale / (penalty.detach() + 1e-8)
                 stats[f"reg/{reg.name}_coef"] = torch.as_tensor(coef)
                 base_loss = base_loss + coef * penalty
         _check_finite("actor", base_loss, *(v for k, v in stats.items() if k.startswith("reg/")))
@@ -163,7 +166,9 @@ class PPOAgent:
         self.critic_optimizer.step()
         return {"v_loss": v_loss.detach(), "critic_grad_norm": grad_norm}
 
-    def update(self, buffer: RolloutBuffer, advantages: Tensor, returns: Tensor) -> dict[str, float]:
+    def update(
+        self, buffer: RolloutBuffer, advantages: Tensor, returns: Tensor
+    ) -> dict[str, float]:
         """Run ``update_epochs`` passes of minibatch PPO over one rollout; returns mean stats."""
         cfg = self.config
         obs = buffer.obs.reshape(-1, buffer.obs.shape[-1])
@@ -193,7 +198,9 @@ class PPOAgent:
                 self._adapt_learning_rate(epoch_kl / epoch_batches)
         result = {key: total / count for key, total in sums.items()}
         var_ret = ret.var()
-        result["explained_variance"] = float(1 - (ret - values).var() / var_ret) if var_ret > 0 else 0.0
+        result["explained_variance"] = (
+            float(1 - (ret - values).var() / var_ret) if var_ret > 0 else 0.0
+        )
         result["lr"] = self.learning_rate
         return result
 

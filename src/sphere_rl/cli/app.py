@@ -23,10 +23,14 @@ def _root() -> None:
 
 
 def _register_all() -> None:
-    from sphere_rl.cli import demo, envs, train
+    from sphere_rl.cli import demo, entk, envs, methods, report, sweep, train
 
     demo.register(app)
+    entk.register(app)
     envs.register(app)
+    methods.register(app)
+    report.register(app)
+    sweep.register(app)
     train.register(app)
 
 

@@ -32,16 +32,26 @@ Opt = typer.Option
 
 def train(
     benchmark: Annotated[str | None, Opt(help="Task sequence: cw10, cw20, hb5.")] = None,
-    tasks: Annotated[str | None, Opt(help="Comma-separated task list instead of a benchmark.")] = None,
-    method: Annotated[str | None, Opt(help="ppo, ppo10x, ln, topk_moe, dense_moe, ds_moe, sphere.")] = None,
+    tasks: Annotated[
+        str | None, Opt(help="Comma-separated task list instead of a benchmark.")
+    ] = None,
+    method: Annotated[
+        str | None, Opt(help="ppo, ppo10x, ln, topk_moe, dense_moe, ds_moe, sphere.")
+    ] = None,
     arch: Annotated[str | None, Opt(help="Override the method's architecture.")] = None,
-    reg: Annotated[str | None, Opt(help="Override the method's regularizer ('none' to disable).")] = None,
+    reg: Annotated[
+        str | None, Opt(help="Override the method's regularizer ('none' to disable).")
+    ] = None,
     rho: Annotated[float | None, Opt(help="SPHERE strength ρ (or λ in fixed mode).")] = None,
     sphere_mode: Annotated[str | None, Opt(help="fixed, loss or grad.")] = None,
     sphere_variant: Annotated[str | None, Opt(help="last, all_layers, per_expert, gate.")] = None,
     pcgrad: Annotated[bool | None, Opt("--pcgrad/--no-pcgrad", help="PCGrad projection.")] = None,
-    protocol: Annotated[str | None, Opt(help="crl (one agent) or rl (fresh agent per task).")] = None,
-    preset: Annotated[str | None, Opt(help="cw10, hb5 or quick (default: the benchmark's).")] = None,
+    protocol: Annotated[
+        str | None, Opt(help="crl (one agent) or rl (fresh agent per task).")
+    ] = None,
+    preset: Annotated[
+        str | None, Opt(help="cw10, hb5 or quick (default: the benchmark's).")
+    ] = None,
     seed: Annotated[int | None, Opt(help="Run seed.")] = None,
     steps_per_task: Annotated[int | None, Opt(help="Env steps per task.")] = None,
     num_envs: Annotated[int | None, Opt(help="Parallel environments.")] = None,

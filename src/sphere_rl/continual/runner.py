@@ -80,6 +80,8 @@ class ContinualRunner:
         self.run_dir = Path(run_dir)
         self.tasks = resolve_tasks(cfg.benchmark if cfg.tasks is None else None, cfg.tasks)
         resolve_method(cfg)  # fail fast on an unknown method, architecture or regularizer
+        if cfg.env_backend == "envpool":
+            _check_envpool_tasks(self.tasks)
         self.show_progress = show_progress
         self.state = RunState()
         self.metrics = JsonlLog(self.run_dir / "metrics.jsonl")
@@ -141,6 +143,8 @@ class ContinualRunner:
         """Train through the remaining tasks; returns the final status. A finished run is a no-op."""
         if self.status.get("state") == "finished":
             return self.status
+        if self.cfg.torch_threads > 0:
+            torch.set_num_threads(self.cfg.torch_threads)
         total = len(self.tasks) * self.cfg.iterations_per_task * self.cfg.steps_per_iteration
         self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.state.global_step + 1)
         try:
@@ -390,6 +394,23 @@ class ContinualRunner:
                 "error": error,
                 "updated": time.time(),
             },
+        )
+
+
+def _check_envpool_tasks(tasks: list[str]) -> None:
+    """Refuse, before training starts, a sequence with tasks the envpool port cannot run."""
+    from sphere_rl.envs.envpool_backend import check_envpool_task
+
+    refused = []
+    for task in dict.fromkeys(tasks):
+        try:
+            check_envpool_task(task)
+        except ValueError as err:
+            refused.append(f"{task}: {err}")
+    if refused:
+        raise ValueError(
+            "env_backend 'envpool' cannot run every task of this sequence (use 'auto' for envpool"
+            " where parity holds and the reference elsewhere):\n  " + "\n  ".join(refused)
         )
 
 

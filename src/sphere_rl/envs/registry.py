@@ -13,7 +13,7 @@ import functools
 from dataclasses import dataclass
 from typing import Literal
 
-Family = Literal["metaworld", "h1"]
+Family = Literal["metaworld", "h1", "gym"]
 
 CW10: tuple[str, ...] = (
     "hammer-v3",
@@ -107,6 +107,21 @@ def _h1_spec(name: str) -> TaskSpec:
     )
 
 
+def _gym_spec(name: str) -> TaskSpec:
+    from sphere_rl.envs.gym_env import gym_task_facts
+
+    obs_dim, act_dim, horizon, threshold = gym_task_facts(name)
+    return TaskSpec(
+        name=name,
+        family="gym",
+        obs_dim=obs_dim,
+        act_dim=act_dim,
+        max_episode_steps=horizon,
+        success=f"episode return >= {threshold:g} (the environment's reward_threshold)",
+        success_bar=threshold,
+    )
+
+
 def list_benchmarks() -> dict[str, tuple[str, ...]]:
     """Return every named benchmark and its task sequence, in training order."""
     return dict(BENCHMARKS)
@@ -140,7 +155,9 @@ def task_spec(task: str) -> TaskSpec:
         return _h1_spec(task)
     if task in _metaworld_task_names():
         return _metaworld_spec(task)
-    raise _unknown("task", task, list_tasks())
+    if task.startswith("gym:"):  # any Gymnasium id with Box spaces, e.g. gym:InvertedPendulum-v5
+        return _gym_spec(task)
+    raise _unknown("task", task, [*list_tasks(), "gym:<Gymnasium id>"])
 
 
 def resolve_tasks(benchmark: str | None = None, tasks: str | list[str] | None = None) -> list[str]:

@@ -28,7 +28,7 @@ import numpy as np
 from sphere_rl.envs.registry import task_spec
 
 VECTORIZATIONS: tuple[str, ...] = ("sync", "async")
-BACKENDS: tuple[str, ...] = ("metaworld", "envpool")
+BACKENDS: tuple[str, ...] = ("metaworld", "envpool", "auto")
 
 
 @dataclass
@@ -111,6 +111,10 @@ def make_env(task: str, seed: int | None = None, **task_kwargs: Any) -> gym.Env:
         from sphere_rl.envs.metaworld_env import MetaWorldTaskEnv
 
         return MetaWorldTaskEnv(task, seed=seed, **task_kwargs)
+    if family == "gym":
+        from sphere_rl.envs.gym_env import GymTaskEnv
+
+        return GymTaskEnv(task, seed=seed, **task_kwargs)
     return _h1_factory()(task, seed=seed, **task_kwargs)
 
 
@@ -127,12 +131,17 @@ def _h1_factory() -> Any:
 
 def _check_task_kwargs(task: str, task_kwargs: dict[str, Any]) -> None:
     """Raise ``ValueError`` if the task's factory does not accept ``task_kwargs``."""
-    if task_spec(task).family == "metaworld":
+    family = task_spec(task).family
+    if family == "metaworld":
         from sphere_rl.envs.metaworld_env import MetaWorldTaskEnv, check_layout
 
         factory: Any = MetaWorldTaskEnv
         if "layout" in task_kwargs:
             check_layout(task_kwargs["layout"])
+    elif family == "gym":
+        from sphere_rl.envs.gym_env import GymTaskEnv
+
+        factory = GymTaskEnv
     else:
         factory = _h1_factory()
     try:
@@ -285,6 +294,20 @@ class VectorTaskEnv:
         return f"VectorTaskEnv(task={self.task!r}, num_envs={self.num_envs})"
 
 
+def resolve_backend(task: str, backend: str) -> str:
+    """``"auto"`` picks envpool for the tasks that passed its parity check, the reference
+    environments for every other task; other names are returned unchanged."""
+    if backend != "auto":
+        return backend
+    from sphere_rl.envs.envpool_backend import check_envpool_task
+
+    try:
+        check_envpool_task(task)
+    except ValueError:
+        return "metaworld"
+    return "envpool"
+
+
 def make_vector_env(
     task: str,
     num_envs: int = 1,
@@ -301,8 +324,9 @@ def make_vector_env(
         seed: seed of the first ``reset()`` that passes none.
         vectorization: ``"sync"`` (in-process) or ``"async"`` (one subprocess per env); ignored by
             the envpool backend, which always runs its own thread pool.
-        backend: ``"metaworld"`` (reference Python environments; for H1 tasks, sphere_rl's own)
-            or ``"envpool"`` (envpool's C++ MetaWorld port, parity-checked tasks only).
+        backend: ``"metaworld"`` (reference Python environments; for H1 tasks, sphere_rl's own),
+            ``"envpool"`` (envpool's C++ MetaWorld port, parity-checked tasks only) or ``"auto"``
+            (envpool where parity holds, the reference elsewhere).
         **task_kwargs: passed to each environment, e.g. ``layout="fixed"``.
     """
     spec = task_spec(task)
@@ -315,6 +339,7 @@ def make_vector_env(
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
     num_envs = int(num_envs)
+    backend = resolve_backend(spec.name, backend)
     if backend == "envpool":
         from sphere_rl.envs.envpool_backend import EnvpoolBackend
 
