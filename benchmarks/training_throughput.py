@@ -59,29 +59,38 @@ def training_throughput(preset: str, method: str, full: bool, device: str) -> di
     }
 
 
-def minibatch_update_time(obs_dim: int, act_dim: int, batch: int, repeats: int) -> dict:
+def minibatch_update_time(
+    obs_dim: int, act_dim: int, batch: int, repeats: int, device: str = "cpu"
+) -> dict:
     """Seconds per actor minibatch step (forward, backward, optimiser), without/with SPHERE."""
     torch.manual_seed(0)
     cfg = build_config({"method": "topk_moe", "minibatch_size": batch, "num_envs": 1,
-                        "num_steps": batch, "update_epochs": 1})  # fmt: skip
+                        "num_steps": batch, "update_epochs": 1, "device": device})  # fmt: skip
     times = {}
     for name, regs in (("topk_moe", []), ("sphere", [SphereRegularizer()])):
         agent = build_agent(cfg, obs_dim, act_dim)
         agent.regularizers = regs
-        buf = RolloutBuffer.empty(batch, 1, obs_dim, act_dim, "cpu")
+        buf = RolloutBuffer.empty(batch, 1, obs_dim, act_dim, device)
         buf.obs.normal_()
         buf.actions.normal_()
-        adv = torch.randn(batch)
+        adv = torch.randn(batch, device=device)
         obs, actions = buf.obs[:, 0], buf.actions[:, 0]
-        log_probs = torch.zeros(batch)
+        log_probs = torch.zeros(batch, device=device)
         agent._actor_step(obs, actions, log_probs, adv)  # warm-up
         samples = []
         for _ in range(repeats):
+            _synchronize(device)
             start = time.perf_counter()
             agent._actor_step(obs, actions, log_probs, adv)
+            _synchronize(device)
             samples.append(time.perf_counter() - start)
         times[name] = float(np.median(samples))
     return times
+
+
+def _synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def main() -> None:
@@ -94,7 +103,9 @@ def main() -> None:
 
     print("\n== PPO minibatch update of the paper-size Top-K MoE actor (E=10, k=2, 3x256)")
     for preset, (obs_dim, act_dim, batch) in {"cw10": (39, 4, 256), "hb5": (51, 19, 64)}.items():
-        t = minibatch_update_time(obs_dim, act_dim, batch, repeats=10 if args.full else 5)
+        t = minibatch_update_time(
+            obs_dim, act_dim, batch, repeats=10 if args.full else 5, device=args.device
+        )
         print(
             f"{preset}: batch {batch}: topk_moe {t['topk_moe'] * 1e3:.1f} ms, sphere"
             f" {t['sphere'] * 1e3:.1f} ms -> SPHERE overhead ratio {t['sphere'] / t['topk_moe']:.2f}x"

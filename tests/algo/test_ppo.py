@@ -78,6 +78,34 @@ def test_kl_adaptive_learning_rate_moves_by_the_factor_within_bounds():
     assert agent.critic_optimizer.param_groups[0]["lr"] == agent.learning_rate
 
 
+class ConstantPenalty:
+    """A regularizer whose penalty is ``value · mean(output.mean²)``: known value, has a gradient."""
+
+    pcgrad = False
+
+    def __init__(self, name: str, mode: str, coef: float, value: float) -> None:
+        self.name, self.mode, self.coef, self.value = name, mode, coef, value
+
+    def penalty(self, output, obs, agent):
+        return self.value * (1.0 + 0.0 * output.mean.square().mean())
+
+
+@pytest.mark.parametrize("order", ["fixed_first", "loss_first"])
+def test_loss_mode_coefficient_refers_to_the_policy_loss_alone(order):
+    torch.manual_seed(0)
+    cfg = build_config({"method": "topk_moe", "hidden": [8], "n_experts": 3})
+    agent = build_agent(cfg, 5, 2)
+    big = ConstantPenalty("big", "fixed", 1.0, 1000.0)  # would dominate a running total
+    ratio = ConstantPenalty("ratio", "loss", 0.1, 4.0)
+    agent.regularizers = [big, ratio] if order == "fixed_first" else [ratio, big]
+    obs, actions = torch.randn(16, 5), torch.randn(16, 2)
+    log_probs, adv = torch.zeros(16), torch.randn(16)
+    _, policy_loss, _ = agent._actor_loss(obs, actions, log_probs, adv)
+    stats = agent._actor_step(obs, actions, log_probs, adv)
+    expected = 0.1 * policy_loss.detach().abs() / 4.0
+    assert float(stats["reg/ratio_coef"]) == pytest.approx(float(expected), rel=1e-5)
+
+
 def random_policy_return(task: str, episodes: int = 5) -> float:
     env = make_vector_env(task, num_envs=episodes, seed=123)
     rng = np.random.default_rng(0)

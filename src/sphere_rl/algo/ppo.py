@@ -237,7 +237,7 @@ def _check_finite(what: str, *values: Tensor) -> None:
     for value in values:
         if not torch.isfinite(value).all():
             raise NonFiniteLossError(
-                f"the {what} loss became non-finite ({float(value)}); stopping before the networks"
-                " are corrupted. The last checkpoint is intact; try a lower learning rate or a"
-                " smaller regularizer coefficient."
+                f"the {what} loss became non-finite ({float(value.detach())}); stopping before"
+                " the networks are corrupted. The last checkpoint is intact; try a lower learning"
+                " rate or a smaller regularizer coefficient."
             )

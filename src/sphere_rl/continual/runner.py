@@ -155,6 +155,9 @@ class ContinualRunner:
         except NonFiniteLossError as err:
             self._write_status("failed", error=str(err))
             raise
+        except Exception as err:  # any crash: say so in status.json; the checkpoint stays valid
+            self._write_status("failed", error=f"{type(err).__name__}: {err}")
+            raise
         finally:
             self.writer.close()
         self._write_status("finished")

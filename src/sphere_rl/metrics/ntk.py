@@ -410,21 +410,17 @@ def _structured_kernel(calls: list[_Call], mean: Tensor, trace: bool) -> Tensor:
     return kernel
 
 
-def _reachable_leaves(output: Tensor) -> set[int]:
-    """``id``s of the leaf tensors ``output`` depends on, from a walk of its autograd graph."""
-    seen: set[int] = set()
-    leaves: set[int] = set()
-    stack = [output.grad_fn]
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        variable = getattr(node, "variable", None)  # AccumulateGrad nodes hold their leaf
-        if isinstance(variable, Tensor):
-            leaves.add(id(variable))
-        stack.extend(next_node for next_node, _ in node.next_functions)
-    return leaves
+def _reachable_leaves(output: Tensor, leaves: list[Tensor]) -> list[bool]:
+    """Which ``leaves`` ``output`` depends on.
+
+    Asked of autograd itself (one backward pass: ``None`` exactly for leaves off the graph) rather
+    than by walking ``grad_fn`` nodes and matching tensor identities, which is not stable across
+    PyTorch versions (torch 2.11 on CUDA matched none).
+    """
+    grads = torch.autograd.grad(
+        output, leaves, torch.ones_like(output), retain_graph=True, allow_unused=True
+    )
+    return [g is not None for g in grads]
 
 
 def _fallback_kernel(mean: Tensor, params: list[Tensor], trace: bool) -> Tensor | None:
@@ -533,11 +529,10 @@ def entk(
             for c in accepted
             for p, _ in c.module.named_parameters(recurse=False)
         }
-        reachable = _reachable_leaves(mean)  # excludes log_std and anything else off the mean
-        used = [leaf for leaf in leaves.values() if id(leaf) in reachable]
-        rest = [
-            leaf for name, leaf in leaves.items() if name not in covered and id(leaf) in reachable
-        ]
+        # Excludes log_std and anything else off the mean.
+        reachable = dict(zip(leaves, _reachable_leaves(mean, list(leaves.values())), strict=True))
+        used = [leaf for name, leaf in leaves.items() if reachable[name]]
+        rest = [leaf for name, leaf in leaves.items() if name not in covered and reachable[name]]
         extra = _fallback_kernel(mean, rest, trace_outputs)
         if extra is not None:
             kernel = kernel + extra
