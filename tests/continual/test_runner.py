@@ -154,6 +154,14 @@ def test_unknown_keys_and_values_are_reported():
         ContinualRunner(build_config({"method": "spheer"}), Path("/nonexistent"))
 
 
+def test_crl_refuses_tasks_with_different_sizes(tiny_overrides, tmp_path):
+    cfg = build_config({**tiny_overrides, "tasks": "reach-v3,h1-stand"})
+    with pytest.raises(
+        ValueError, match=r"reach-v3 \(obs 39, act 4\), h1-stand \(obs 51, act 19\)"
+    ):
+        ContinualRunner(cfg, tmp_path / "run")
+
+
 def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(
     tmp_path, tiny_overrides, monkeypatch
 ):

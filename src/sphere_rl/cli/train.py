@@ -106,23 +106,54 @@ def train(
 
 def evaluate_run(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
-    checkpoint: Annotated[str, Opt(help="latest, or a file name in checkpoints/.")] = "latest",
+    checkpoint: Annotated[
+        str,
+        Opt(
+            help="latest, or a file name in checkpoints/. RL runs default to each task's own agent."
+        ),
+    ] = "latest",
     episodes: Annotated[int, Opt(help="Episodes per task.")] = 10,
     seed: Annotated[int, Opt(help="Evaluation seed.")] = 12345,
+    video: Annotated[
+        Path | None, Opt(help="Also save one episode per task as a GIF in this directory.")
+    ] = None,
 ) -> None:
-    """Evaluate a checkpoint of a run on every task of its sequence."""
-    from sphere_rl.continual.evaluation import evaluate
-    from sphere_rl.continual.loading import load_agent
+    """Evaluate a checkpoint of a run on every task of its sequence (optionally with videos).
 
+    For a CRL run one agent is evaluated on every task. For an RL run (a fresh agent per task),
+    ``latest`` means each task's own final agent (``task_XXX_end``).
+    """
+    from sphere_rl.continual.evaluation import evaluate, record_video
+    from sphere_rl.continual.loading import load_agent
+    from sphere_rl.envs.render import ensure_headless_gl
+
+    if video is not None:
+        ensure_headless_gl()  # before MuJoCo is first imported
+    if episodes < 1:
+        fail(f"--episodes must be >= 1, got {episodes}")
     try:
         agent, tasks, cfg = load_agent(run_dir, checkpoint)
+        per_task = cfg.protocol == "rl" and checkpoint == "latest"
+        agents = {
+            j: load_agent(run_dir, f"task_{j:03d}_end")[0] if per_task else agent
+            for j in range(len(tasks))
+            if not per_task or (run_dir / "checkpoints" / f"task_{j:03d}_end.pt").is_file()
+        }
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
-    table = Table(title=f"{run_dir} [{checkpoint}]")
-    table.add_column("task")
-    table.add_column("success", justify="right")
-    table.add_column("return", justify="right")
-    for task in tasks:
-        result = evaluate(agent, task, episodes, seed, cfg.env_backend)
-        table.add_row(task, f"{result['success']:.2f}", f"{result['return']:.1f}")
+    table = Table(title=f"{run_dir} [{'task_XXX_end' if per_task else checkpoint}]")
+    for column in ("task", "success", "return"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for j, task_agent in agents.items():
+        result = evaluate(task_agent, tasks[j], episodes, seed, cfg.env_backend)
+        table.add_row(tasks[j], f"{result['success']:.2f}", f"{result['return']:.1f}")
     console.print(table)
+    if video is None:
+        return
+    for j, task_agent in agents.items():
+        path = video / f"{j:02d}-{tasks[j]}.gif"
+        try:
+            recorded = record_video(task_agent, tasks[j], path, seed)
+        except RuntimeError as err:
+            fail(str(err))
+        console.print(f"video: {path} (success {recorded['success']:.0f})")

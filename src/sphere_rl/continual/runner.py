@@ -82,6 +82,8 @@ class ContinualRunner:
         resolve_method(cfg)  # fail fast on an unknown method, architecture or regularizer
         if cfg.env_backend == "envpool":
             _check_envpool_tasks(self.tasks)
+        if cfg.protocol == "crl":
+            _check_shared_dims(self.tasks)
         self.show_progress = show_progress
         self.state = RunState()
         self.metrics = JsonlLog(self.run_dir / "metrics.jsonl")
@@ -414,6 +416,18 @@ def _check_envpool_tasks(tasks: list[str]) -> None:
         raise ValueError(
             "env_backend 'envpool' cannot run every task of this sequence (use 'auto' for envpool"
             " where parity holds and the reference elsewhere):\n  " + "\n  ".join(refused)
+        )
+
+
+def _check_shared_dims(tasks: list[str]) -> None:
+    """One agent through a sequence needs the same observation and action sizes on every task."""
+    dims = {task: _task_dims(task) for task in dict.fromkeys(tasks)}
+    if len(set(dims.values())) > 1:
+        listed = ", ".join(f"{t} (obs {o}, act {a})" for t, (o, a) in dims.items())
+        raise ValueError(
+            "protocol 'crl' trains one agent through the sequence, so every task needs the same"
+            f" observation and action sizes; got {listed}. Use tasks of one family, or"
+            " protocol 'rl'."
         )
 
 

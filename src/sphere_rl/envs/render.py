@@ -1,0 +1,50 @@
+"""Offscreen RGB frames of any MuJoCo task here (MetaWorld or H1), for videos of policies.
+
+MuJoCo chooses its OpenGL backend when it is first imported, from ``MUJOCO_GL``; on a headless
+machine use ``MUJOCO_GL=egl`` (GPU or Mesa) or ``MUJOCO_GL=osmesa``. :func:`ensure_headless_gl`
+sets ``egl`` if nothing was chosen.
+"""
+
+from __future__ import annotations
+
+import os
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+METAWORLD_CAMERA = "corner"  # sees the whole table, gripper and objects
+
+
+def ensure_headless_gl() -> None:
+    """Pick EGL for MuJoCo's offscreen rendering unless the user chose a backend."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def render_frame(env: gym.Env, width: int = 320, height: int = 240) -> np.ndarray:
+    """``(height, width, 3)`` uint8 frame of the environment's current state.
+
+    Raises:
+        ValueError: for environments that are not MuJoCo tasks of this package.
+        RuntimeError: when no OpenGL backend works (set ``MUJOCO_GL``).
+    """
+    base = env.unwrapped
+    raw = getattr(base, "_raw", None)
+    if raw is None:  # the H1 tasks have their own tracking camera
+        if not hasattr(base, "model"):
+            raise ValueError(f"cannot render {type(base).__name__}: not a MuJoCo task")
+        from sphere_rl.envs.h1.render import render_frame as render_h1
+
+        return render_h1(env, width=width, height=height)
+    renderer = getattr(base, "_renderer", None)
+    if renderer is None or (renderer.width, renderer.height) != (width, height):
+        try:
+            renderer = mujoco.Renderer(raw.model, height=height, width=width)
+        except Exception as error:  # backend failures surface as many exception types
+            raise RuntimeError(
+                "MuJoCo offscreen rendering is unavailable; set MUJOCO_GL=egl or MUJOCO_GL=osmesa"
+                f" before running ({type(error).__name__}: {error})"
+            ) from error
+        base._renderer = renderer
+    renderer.update_scene(raw.data, camera=METAWORLD_CAMERA)
+    return renderer.render()
