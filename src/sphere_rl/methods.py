@@ -7,7 +7,7 @@ combinations such as ``--arch topk_moe --reg sphere`` or ``--arch mlp --reg sphe
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sphere_rl.algo.hooks import ActorRegularizer, TrainingCallback
 from sphere_rl.algo.normalization import RunningMeanStd
@@ -208,19 +208,9 @@ def build_agent(cfg: ExperimentConfig, obs_dim: int, act_dim: int) -> PPOAgent:
     for plugin in plugins:  # structural changes (e.g. Parseval's diagonal layers) before optimisers
         if hasattr(plugin, "prepare_actor"):
             plugin.prepare_actor(actor)
+    # PPO's hyper-parameters are the experiment keys of the same names.
     ppo = PPOConfig(
-        lr=cfg.lr,
-        lr_final=cfg.lr_final,
-        lr_schedule=cfg.lr_schedule,
-        target_kl=cfg.target_kl,
-        gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda,
-        clip_coef=cfg.clip_coef,
-        ent_coef=cfg.ent_coef,
-        vf_coef=cfg.vf_coef,
-        max_grad_norm=cfg.max_grad_norm,
-        update_epochs=cfg.update_epochs,
-        minibatch_size=cfg.minibatch_size,
+        **{f.name: getattr(cfg, f.name) for f in fields(PPOConfig) if hasattr(cfg, f.name)}
     )
     normalizer = RunningMeanStd((obs_dim,)) if cfg.norm_obs else None
     # A plug-in takes every role it implements: CBP and ReDo edit the networks but also read each

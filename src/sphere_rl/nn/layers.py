@@ -89,19 +89,16 @@ class ExpertLinear(nn.Module):
         return f"n_experts={self.n_experts}, in={self.in_features}, out={self.out_features}"
 
 
-class MLPTrunk(nn.Module):
+class _Trunk(nn.Module):
     """Linear → [LayerNorm] → activation, repeated for each hidden width.
 
     ``forward`` returns every hidden activation (post-activation), which the diagnostics and the
     layer-wise regularizer variants need; the last one is the input of the output head.
+    Subclasses choose the layer types through :meth:`_linear` and :meth:`_norm`.
     """
 
     def __init__(
-        self,
-        in_dim: int,
-        hidden: Sequence[int],
-        activation: str = "relu",
-        layer_norm: bool = False,
+        self, in_dim: int, hidden: Sequence[int], activation: str, layer_norm: bool
     ) -> None:
         super().__init__()
         check_activation(activation)
@@ -110,10 +107,16 @@ class MLPTrunk(nn.Module):
         self.norms = nn.ModuleList()
         width_in = in_dim
         for width in hidden:
-            self.linears.append(orthogonal_init_(nn.Linear(width_in, width), HIDDEN_GAIN))
-            self.norms.append(nn.LayerNorm(width) if layer_norm else nn.Identity())
+            self.linears.append(self._linear(width_in, width))
+            self.norms.append(self._norm(width) if layer_norm else nn.Identity())
             width_in = width * activation_width_factor(activation)
         self.out_dim = width_in
+
+    def _linear(self, width_in: int, width: int) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _norm(self, width: int) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def forward(self, x: Tensor) -> list[Tensor]:
         hidden = []
@@ -123,8 +126,28 @@ class MLPTrunk(nn.Module):
         return hidden
 
 
-class ExpertTrunk(nn.Module):
-    """``E`` MLP towers with identical shapes, computed together (no Python loop over experts)."""
+class MLPTrunk(_Trunk):
+    """A dense trunk: ``(N, in)`` → list of ``(N, d_l)`` hidden activations."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: Sequence[int],
+        activation: str = "relu",
+        layer_norm: bool = False,
+    ) -> None:
+        super().__init__(in_dim, hidden, activation, layer_norm)
+
+    def _linear(self, width_in: int, width: int) -> nn.Module:
+        return orthogonal_init_(nn.Linear(width_in, width), HIDDEN_GAIN)
+
+    def _norm(self, width: int) -> nn.Module:
+        return nn.LayerNorm(width)
+
+
+class ExpertTrunk(_Trunk):
+    """``E`` MLP towers with identical shapes, computed together (no Python loop over experts):
+    ``(N, in)`` → list of ``(E, N, d_l)`` hidden activations."""
 
     def __init__(
         self,
@@ -134,26 +157,15 @@ class ExpertTrunk(nn.Module):
         activation: str = "relu",
         layer_norm: bool = False,
     ) -> None:
-        super().__init__()
-        check_activation(activation)
-        self.activation = activation
-        self.linears = nn.ModuleList()
-        self.norms = nn.ModuleList()
-        width_in = in_dim
-        for width in hidden:
-            self.linears.append(ExpertLinear(n_experts, width_in, width, HIDDEN_GAIN))
-            # One LayerNorm per expert: its affine parameters are stacked like the weights.
-            self.norms.append(ExpertLayerNorm(n_experts, width) if layer_norm else nn.Identity())
-            width_in = width * activation_width_factor(activation)
-        self.out_dim = width_in
+        self.n_experts = n_experts  # plain int: set before Module.__init__ is harmless
+        super().__init__(in_dim, hidden, activation, layer_norm)
 
-    def forward(self, x: Tensor) -> list[Tensor]:
-        """Map ``(N, in)`` to a list of ``(E, N, d_l)`` hidden activations."""
-        hidden = []
-        for linear, norm in zip(self.linears, self.norms, strict=True):
-            x = apply_activation(norm(linear(x)), self.activation)
-            hidden.append(x)
-        return hidden
+    def _linear(self, width_in: int, width: int) -> nn.Module:
+        return ExpertLinear(self.n_experts, width_in, width, HIDDEN_GAIN)
+
+    def _norm(self, width: int) -> nn.Module:
+        # One LayerNorm per expert: its affine parameters are stacked like the weights.
+        return ExpertLayerNorm(self.n_experts, width)
 
 
 class ExpertLayerNorm(nn.Module):
