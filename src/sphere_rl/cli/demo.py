@@ -25,7 +25,8 @@ from rich.table import Table
 from sphere_rl.config import build_config
 from sphere_rl.continual.rundir import read_json, read_jsonl
 
-console = Console()
+# Wide enough for the summary table when output goes to a file or a CI log (rich assumes 80).
+console = Console(width=None if sys.stdout.isatty() else 120)
 
 # Tasks whose envpool port passed the parity check, so the demo runs on the fast backend.
 DEMO_TASKS = "faucet-close-v3,handle-press-side-v3,push-v3"
