@@ -21,6 +21,30 @@ def ensure_headless_gl() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
 
 
+def cached_renderer(
+    owner: object, model: mujoco.MjModel, width: int, height: int
+) -> mujoco.Renderer:
+    """The ``mujoco.Renderer`` kept on ``owner`` (an environment), rebuilt when the size changes.
+
+    Raises:
+        RuntimeError: when no OpenGL backend works (set ``MUJOCO_GL``).
+    """
+    renderer = getattr(owner, "_renderer", None)
+    if renderer is not None and (renderer.width, renderer.height) == (width, height):
+        return renderer
+    if renderer is not None:
+        renderer.close()
+    try:
+        renderer = mujoco.Renderer(model, height=height, width=width)
+    except Exception as error:  # backend failures surface as many exception types
+        raise RuntimeError(
+            "MuJoCo offscreen rendering is unavailable; set MUJOCO_GL=egl or MUJOCO_GL=osmesa"
+            f" before running ({type(error).__name__}: {error})"
+        ) from error
+    owner._renderer = renderer
+    return renderer
+
+
 def render_frame(env: gym.Env, width: int = 320, height: int = 240) -> np.ndarray:
     """``(height, width, 3)`` uint8 frame of the environment's current state.
 
@@ -36,15 +60,6 @@ def render_frame(env: gym.Env, width: int = 320, height: int = 240) -> np.ndarra
         from sphere_rl.envs.h1.render import render_frame as render_h1
 
         return render_h1(env, width=width, height=height)
-    renderer = getattr(base, "_renderer", None)
-    if renderer is None or (renderer.width, renderer.height) != (width, height):
-        try:
-            renderer = mujoco.Renderer(raw.model, height=height, width=width)
-        except Exception as error:  # backend failures surface as many exception types
-            raise RuntimeError(
-                "MuJoCo offscreen rendering is unavailable; set MUJOCO_GL=egl or MUJOCO_GL=osmesa"
-                f" before running ({type(error).__name__}: {error})"
-            ) from error
-        base._renderer = renderer
+    renderer = cached_renderer(base, raw.model, width, height)
     renderer.update_scene(raw.data, camera=METAWORLD_CAMERA)
     return renderer.render()

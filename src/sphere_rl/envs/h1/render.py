@@ -10,6 +10,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from sphere_rl.envs.render import cached_renderer
+
 # A camera that follows the pelvis from 5 m, 20 degrees above the horizon, seen from the side.
 _TRACK_DISTANCE = 5.0
 _TRACK_ELEVATION = -20.0
@@ -35,17 +37,6 @@ def render_frame(env: gym.Env, width: int = 256, height: int = 256) -> np.ndarra
     """
     base = env.unwrapped
     model, data = base.model, base.data
-    renderer = getattr(base, "_renderer", None)
-    if renderer is None or (renderer.width, renderer.height) != (width, height):
-        if renderer is not None:
-            renderer.close()
-        try:
-            renderer = mujoco.Renderer(model, height=height, width=width)
-        except Exception as error:  # backend failures surface as many exception types
-            raise RuntimeError(
-                "MuJoCo offscreen rendering is unavailable; set MUJOCO_GL=egl or MUJOCO_GL=osmesa "
-                f"before importing mujoco ({type(error).__name__}: {error})"
-            ) from error
-        base._renderer = renderer
+    renderer = cached_renderer(base, model, width, height)
     renderer.update_scene(data, camera=_tracking_camera(model))
     return renderer.render()
