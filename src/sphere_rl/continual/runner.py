@@ -91,7 +91,6 @@ class ContinualRunner:
         self._probes: dict[int, np.ndarray] = {}
         self.agent: PPOAgent | None = None
         self.initial_actor: dict[str, torch.Tensor] | None = None
-        self.last_rank: float | None = None
         self._restored_from: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------------------- creation
@@ -339,7 +338,6 @@ class ContinualRunner:
                    "task": self.tasks[t], **report})  # fmt: skip
         rank = report.get("entk/effective_rank")
         if rank is not None:
-            self.last_rank = rank
             self.progress.update(self.state.global_step, rank=f"{rank:.1f}")
 
     # ----------------------------------------------------------------------------- persistence
