@@ -19,7 +19,40 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class ExperimentConfig:
+class PPOConfig:
+    """PPO's settings and its learning-rate schedules: the one definition, which
+    :class:`ExperimentConfig` extends and :class:`~sphere_rl.algo.ppo.PPOAgent` reads.
+
+    Schedules (all restart at each task, as in the release):
+
+    * ``linear``: ``lr`` → ``lr_final`` over the task's iterations.
+    * ``constant``: ``lr``.
+    * ``kl_adaptive``: starts at ``lr``; after every minibatch (``kl_adapt_every="minibatch"``, the
+      release's rule) or every epoch (mean KL, ``"epoch"``) the approximate KL measured before the
+      update divides the rate by 1.5 above ``2·target_kl`` and multiplies it by 1.5 below
+      ``target_kl/2``, clipped to ``[1e-5, 1e-2]``. No linear decay is applied.
+    """
+
+    lr: float = 3e-4
+    lr_final: float = 1e-4
+    lr_schedule: str = "linear"  # "linear" | "constant" | "kl_adaptive"
+    target_kl: float = 0.03  # used by "kl_adaptive"
+    kl_adapt_every: str = "minibatch"  # "minibatch" (release) | "epoch"
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5  # value loss = vf_coef · MSE (the release's; no extra 1/2)
+    max_grad_norm: float = 0.5
+    update_epochs: int = 10
+    minibatch_size: int = 256
+    norm_adv: bool = True
+
+
+@dataclass(frozen=True)
+class ExperimentConfig(PPOConfig):
+    """Everything one run needs: :class:`PPOConfig`'s keys first, then the experiment's."""
+
     # What to run
     benchmark: str | None = "cw10"
     tasks: tuple[str, ...] | None = None  # overrides the benchmark's sequence
@@ -38,24 +71,16 @@ class ExperimentConfig:
     sphere_mode: str = "grad"
     sphere_variant: str = "last"
     pcgrad: bool = False
-    # PPO
+    sphere_gating_ratio: float = 0.0  # weight of the gate penalty added to the feature penalty
+    # Networks: how PPO(10x) widens (release: int(w·sqrt(10) + 0.5) for actor and critic)
+    ppo10x_width: str = "release"
+    # Rollouts and the continual protocol (the PPO update's keys are PPOConfig's)
     steps_per_task: int = 1_000_000
     num_envs: int = 8
     num_steps: int = 2048
-    minibatch_size: int = 256
-    update_epochs: int = 10
-    lr: float = 3e-4
-    lr_final: float = 1e-4
-    lr_schedule: str = "linear"
-    target_kl: float = 0.03
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_coef: float = 0.2
-    ent_coef: float = 0.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
     norm_obs: bool = True
-    carry_optimizer: bool = False
+    # CRL task boundary: carry the Adam moments (release) or reset them; the LR always restarts.
+    carry_optimizer: bool = True
     # Environments
     env_backend: str = "metaworld"
     vectorization: str = "sync"
@@ -105,7 +130,9 @@ def _jsonable(value: Any) -> Any:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The paper's MetaWorld setting (release config): PPO, 1M steps/task, 8 envs × 2048 steps.
+    # MetaWorld: the release's base configuration (the paper's MetaWorld values were not
+    # published): 1M steps/task, 8 envs × 2048 steps, linear LR, no observation normalisation,
+    # SPHERE in loss mode with ρ = 0.05.
     "cw10": {
         "benchmark": "cw10",
         "steps_per_task": 1_000_000,
@@ -116,7 +143,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 3e-4,
         "lr_final": 1e-4,
         "lr_schedule": "linear",
-        "norm_obs": True,
+        "norm_obs": False,
+        "sphere_mode": "loss",
+        "rho": 0.05,
+        "carry_optimizer": True,
     },
     # The release's HumanoidBench setting: 10M steps/task, 128 envs × 16 steps, KL-adaptive LR.
     "hb5": {
@@ -128,8 +158,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "update_epochs": 10,
         "lr": 3e-4,
         "lr_schedule": "kl_adaptive",
+        "kl_adapt_every": "minibatch",
         "target_kl": 0.03,
         "norm_obs": True,
+        "sphere_mode": "grad",
+        "rho": 1e-3,
+        "carry_optimizer": True,
     },
     # A few-minute CPU run for trying things out and for tests.
     "quick": {
@@ -151,8 +185,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "protocol": ("crl", "rl"),
     "sphere_mode": ("fixed", "loss", "grad"),
-    "sphere_variant": ("last", "all_layers", "per_expert", "gate"),
+    "sphere_variant": ("last", "all_layers", "per_expert", "gate", "gradient_factor"),
     "lr_schedule": ("linear", "constant", "kl_adaptive"),
+    "kl_adapt_every": ("minibatch", "epoch"),
+    "ppo10x_width": ("release", "param_matched"),
     "env_backend": ("metaworld", "envpool", "auto"),
     "vectorization": ("sync", "async"),
 }
@@ -161,7 +197,10 @@ POSITIVE = {
     "n_experts", "top_k", "temperature", "eval_interval", "eval_episodes", "diag_interval",
     "diag_samples", "checkpoint_interval", "target_kl", "max_grad_norm",
 }  # fmt: skip
-NON_NEGATIVE = {"lr_final", "rho", "ent_coef", "vf_coef", "clip_coef", "seed", "torch_threads"}
+NON_NEGATIVE = {
+    "lr_final", "rho", "ent_coef", "vf_coef", "clip_coef", "seed", "torch_threads",
+    "sphere_gating_ratio",
+}  # fmt: skip
 UNIT_INTERVAL = {"gamma", "gae_lambda"}
 # Plasticity interventions (the end block of ExperimentConfig).
 POSITIVE |= {"cchain_window", "redo_period"}
@@ -254,6 +293,11 @@ def _value_problems(cfg: dict[str, Any]) -> list[str]:
         problems.append(f"top_k must be <= n_experts={cfg['n_experts']}, got {cfg['top_k']}")
     if not cfg["hidden"] or any(w < 1 for w in cfg["hidden"]):
         problems.append(f"hidden must be a non-empty list of widths >= 1, got {cfg['hidden']!r}")
+    if cfg["pcgrad"] and cfg["sphere_mode"] != "grad":
+        problems.append(
+            f"pcgrad needs sphere_mode='grad' (PCGrad projects gradients), got"
+            f" sphere_mode={cfg['sphere_mode']!r}"
+        )
     if cfg["benchmark"] is None and not cfg["tasks"]:
         problems.append("give a benchmark or a list of tasks")
     batch = cfg["num_envs"] * cfg["num_steps"]
@@ -282,6 +326,7 @@ __all__ = [
     "PRESETS",
     "ConfigError",
     "ExperimentConfig",
+    "PPOConfig",
     "build_config",
     "config_diff",
 ]

@@ -7,11 +7,11 @@ combinations such as ``--arch topk_moe --reg sphere`` or ``--arch mlp --reg sphe
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from sphere_rl.algo.hooks import ActorRegularizer, TrainingCallback
 from sphere_rl.algo.normalization import RunningMeanStd
-from sphere_rl.algo.ppo import PPOAgent, PPOConfig
+from sphere_rl.algo.ppo import PPOAgent
 from sphere_rl.config import ExperimentConfig
 from sphere_rl.interventions import (
     CChain,
@@ -30,6 +30,7 @@ from sphere_rl.nn import (
     TopKMoEActor,
     count_parameters,
     param_matched_width,
+    release_width,
 )
 from sphere_rl.regularizers.hooks import SphereRegularizer
 
@@ -51,10 +52,13 @@ METHODS: dict[str, MethodSpec] = {
             "ppo10x",
             "mlp10x",
             "none",
-            "PPO with a dense actor parameter-matched to the 10-expert MoE",
+            "PPO, actor and critic widened to int(256·sqrt(10)+0.5) = 810 (release rule)",
             "SPHERE paper's PPO(10x)",
         ),
-        MethodSpec("ln", "mlp_ln", "none", "PPO with LayerNorm in hidden layers", "Ba et al. 2016"),
+        MethodSpec(
+            "ln", "mlp_ln", "none", "PPO, LayerNorm in actor and critic hidden layers",
+            "Ba et al. 2016",
+        ),  # fmt: skip
         MethodSpec("topk_moe", "topk_moe", "none", "Top-K MoE actor (E=10, k=2)", "SPHERE paper"),
         MethodSpec("dense_moe", "dense_moe", "none", "Dense-MoE actor (softmax over all)", "-"),
         MethodSpec(
@@ -139,6 +143,8 @@ def build_actor(arch: str, obs_dim: int, act_dim: int, cfg: ExperimentConfig) ->
     if arch == "mlp_ln":
         return MLPActor(obs_dim, act_dim, cfg.hidden, layer_norm=True)
     if arch == "mlp10x":
+        if cfg.ppo10x_width == "release":
+            return MLPActor(obs_dim, act_dim, ppo10x_hidden(cfg.hidden))
         target = count_parameters(TopKMoEActor(obs_dim, act_dim, **moe_kwargs))
         width = param_matched_width(target, obs_dim, act_dim, depth=len(cfg.hidden))
         return MLPActor(obs_dim, act_dim, (width,) * len(cfg.hidden))
@@ -147,6 +153,24 @@ def build_actor(arch: str, obs_dim: int, act_dim: int, cfg: ExperimentConfig) ->
     if arch in MOE_LN_ARCHS:  # Linear → LayerNorm → activation in every expert and gate layer
         return MOE_LN_ARCHS[arch](obs_dim, act_dim, layer_norm=True, **moe_kwargs)
     raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+
+
+def ppo10x_hidden(hidden: tuple[int, ...]) -> tuple[int, ...]:
+    """The release's PPO(10x) widths: ``int(w·sqrt(10) + 0.5)`` per layer (256 → 810)."""
+    return tuple(release_width(w, 10) for w in hidden)
+
+
+def build_critic(arch: str, obs_dim: int, cfg: ExperimentConfig) -> MLPCritic:
+    """The dense critic that goes with ``arch``.
+
+    As in the release, LayerNorm architectures put LayerNorm in the critic too, and PPO(10x)
+    widens the critic like the actor (release rule; the parameter-matched rule keeps the base
+    critic, since it matches the actor's size only).
+    """
+    hidden = cfg.hidden
+    if arch == "mlp10x" and cfg.ppo10x_width == "release":
+        hidden = ppo10x_hidden(cfg.hidden)
+    return MLPCritic(obs_dim, hidden, layer_norm=arch.endswith("_ln"))
 
 
 MOE_ARCHS = {"topk_moe": TopKMoEActor, "dense_moe": DenseMoEActor, "ds_moe": DSMoEActor}
@@ -164,7 +188,11 @@ CALLBACKS: dict[str, CallbackFactory] = {
 }
 REGULARIZERS: dict[str, RegularizerFactory] = {
     "sphere": lambda cfg: SphereRegularizer(
-        variant=cfg.sphere_variant, mode=cfg.sphere_mode, coef=cfg.rho, pcgrad=cfg.pcgrad
+        variant=cfg.sphere_variant,
+        mode=cfg.sphere_mode,
+        coef=cfg.rho,
+        pcgrad=cfg.pcgrad,
+        gating_ratio=cfg.sphere_gating_ratio,
     ),
     "parseval": ParsevalRegularizer.from_config,
     "cchain": CChain.from_config,
@@ -203,15 +231,11 @@ def build_agent(cfg: ExperimentConfig, obs_dim: int, act_dim: int) -> PPOAgent:
     """A fresh PPO agent for ``cfg`` (the torch RNG must be seeded by the caller)."""
     arch, regs = resolve_method(cfg)
     actor = build_actor(arch, obs_dim, act_dim, cfg)
-    critic = MLPCritic(obs_dim, cfg.hidden)
+    critic = build_critic(arch, obs_dim, cfg)
     plugins = [(REGULARIZERS.get(name) or CALLBACKS[name])(cfg) for name in regs]
     for plugin in plugins:  # structural changes (e.g. Parseval's diagonal layers) before optimisers
         if hasattr(plugin, "prepare_actor"):
             plugin.prepare_actor(actor)
-    # PPO's hyper-parameters are the experiment keys of the same names.
-    ppo = PPOConfig(
-        **{f.name: getattr(cfg, f.name) for f in fields(PPOConfig) if hasattr(cfg, f.name)}
-    )
     normalizer = RunningMeanStd((obs_dim,)) if cfg.norm_obs else None
     # A plug-in takes every role it implements: CBP and ReDo edit the networks but also read each
     # minibatch as zero-weight regularizers; L2 Init and C-CHAIN penalise but keep state as callbacks.
@@ -219,7 +243,7 @@ def build_agent(cfg: ExperimentConfig, obs_dim: int, act_dim: int) -> PPOAgent:
     agent = PPOAgent(
         actor,
         critic,
-        ppo,
+        cfg,  # an ExperimentConfig is a PPOConfig
         normalizer=normalizer,
         regularizers=regularizers,
         callbacks=[p for p in plugins if isinstance(p, TrainingCallback)],

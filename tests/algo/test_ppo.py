@@ -100,8 +100,8 @@ def test_loss_mode_coefficient_refers_to_the_policy_loss_alone(order):
     agent.regularizers = [big, ratio] if order == "fixed_first" else [ratio, big]
     obs, actions = torch.randn(16, 5), torch.randn(16, 2)
     log_probs, adv = torch.zeros(16), torch.randn(16)
-    _, policy_loss, _ = agent._actor_loss(obs, actions, log_probs, adv)
-    stats = agent._actor_step(obs, actions, log_probs, adv)
+    _, _, policy_loss, _ = agent._actor_loss(obs, actions, log_probs, adv)
+    stats, _ = agent._minibatch_step(obs, actions, log_probs, adv, torch.randn(16))
     expected = 0.1 * policy_loss.detach().abs() / 4.0
     assert float(stats["reg/ratio_coef"]) == pytest.approx(float(expected), rel=1e-5)
 

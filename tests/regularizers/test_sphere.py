@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from sphere_rl.nn import MLPActor, TopKMoEActor
+from sphere_rl.regularizers.hooks import SphereRegularizer
 from sphere_rl.regularizers import (
     apply_regularized_gradients,
     combine_flat_gradients,
@@ -132,10 +133,34 @@ def test_pcgrad_removes_conflicting_component():
     applied = combined - base
     assert stats["cos"] < 0
     assert torch.dot(applied, base).abs() < 1e-12
-    torch.testing.assert_close(applied.norm(), base.norm())
     # Without PCGrad the conflict remains.
     combined, _ = combine_flat_gradients(base, reg, rho=1.0, pcgrad=False)
     assert torch.dot(combined - base, base) < 0
+
+
+def test_pcgrad_scales_first_then_projects_as_the_release():
+    """Hand computation in float64: s = ρ‖g_b‖/‖g_s‖, u = s·g_s, then u − (u·g_b/‖g_b‖²) g_b."""
+    base = torch.tensor([3.0, 4.0, 0.0], dtype=torch.float64)  # ‖g_b‖ = 5
+    reg = torch.tensor([-2.0, 0.0, 1.0], dtype=torch.float64)  # ‖g_s‖ = √5, g_b·g_s = −6
+    rho = 0.1
+    s = rho * 5.0 / (5.0**0.5 + 1e-8)
+    u = [s * -2.0, 0.0, s * 1.0]
+    along = (u[0] * 3.0 + u[1] * 4.0) / 25.0
+    expected = torch.tensor(
+        [3.0 + u[0] - along * 3.0, 4.0 + u[1] - along * 4.0, u[2]], dtype=torch.float64
+    )
+    combined, stats = combine_flat_gradients(base, reg, rho=rho, pcgrad=True)
+    torch.testing.assert_close(combined, expected, rtol=1e-14, atol=1e-14)
+    applied = combined - base
+    assert applied.norm() < rho * base.norm()  # the projection only shortens the applied step
+    assert float(stats["coef"]) == pytest.approx(s, rel=1e-14)
+    # The old order (project, then rescale to ρ‖g_b‖) gives a different, longer step.
+    projected = reg - torch.dot(reg, base) / 25.0 * base
+    old = base + rho * 5.0 / projected.norm() * projected
+    assert not torch.allclose(combined, old)
+    # No conflict: PCGrad changes nothing.
+    same, _ = combine_flat_gradients(base, -reg, rho=rho, pcgrad=True)
+    torch.testing.assert_close(same, combine_flat_gradients(base, -reg, rho=rho)[0])
 
 
 def test_loss_and_fixed_modes_match_manual_gradients():
@@ -144,7 +169,7 @@ def test_loss_and_fixed_modes_match_manual_gradients():
     lam = 1e-2 * base.detach().abs() / (reg.detach() + 1e-8)
     stats = apply_regularized_gradients(list(actor.parameters()), base, reg, "loss", coef=1e-2)
     torch.testing.assert_close(_grads(actor), g_b + lam * g_s)
-    assert stats["coef"] == pytest.approx(float(lam))
+    assert float(stats["coef"]) == pytest.approx(float(lam))
 
     actor, base, reg = _losses()
     g_b, g_s = _flat(base, actor), _flat(reg, actor)
@@ -158,3 +183,70 @@ def test_combiner_rejects_bad_arguments():
         apply_regularized_gradients(list(actor.parameters()), base, reg, mode="ratio")
     with pytest.raises(ValueError, match="pcgrad needs mode='grad'"):
         apply_regularized_gradients(list(actor.parameters()), base, reg, "loss", pcgrad=True)
+
+
+def _surrogate(actor, obs, actions, old_log_probs, adv):
+    """Per-sample PPO clipped-surrogate losses ``ℓ_i`` (T,) and the forward pass."""
+    out = actor(obs)
+    log_ratio = out.distribution().log_prob(actions).sum(-1) - old_log_probs
+    ratio = log_ratio.exp()
+    return out, torch.max(-adv * ratio, -adv * ratio.clamp(0.8, 1.2))
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_gradient_factor_matches_per_sample_autograd(dense):
+    """Brute force: for each sample alone, ∂ℓ_i/∂b_e of each expert's output bias IS the cotangent
+    at that expert's output μ_e(x_i) (μ_e = W_e h_e + b_e). Stack the rows, form G = ΨᵀΨ/T and the
+    penalty explicitly in float64."""
+    torch.manual_seed(3)
+    t, obs_dim, act_dim = 12, 5, 3
+    if dense:
+        actor = MLPActor(obs_dim, act_dim, hidden=(8,)).double()
+        bias = actor.head.bias
+    else:
+        actor = TopKMoEActor(obs_dim, act_dim, n_experts=4, top_k=2, hidden=(8, 6)).double()
+        bias = actor.expert_head.bias  # (E, A)
+    with torch.no_grad():
+        for p in actor.parameters():  # heads start near zero; move off the clipping plateau
+            p.add_(0.3 * torch.randn_like(p))
+    obs = torch.randn(t, obs_dim, dtype=torch.float64)
+    actions = torch.randn(t, act_dim, dtype=torch.float64)
+    old_log_probs = torch.randn(t, dtype=torch.float64) - 3.0
+    adv = torch.randn(t, dtype=torch.float64)
+
+    rows = []
+    for i in range(t):
+        _, loss_i = _surrogate(actor, obs[i : i + 1], actions[i : i + 1], old_log_probs[i : i + 1],
+                               adv[i : i + 1])  # fmt: skip
+        (grad,) = torch.autograd.grad(loss_i.sum(), bias)
+        rows.append(grad.reshape(-1))
+    psi = torch.stack(rows)
+    assert psi.abs().sum() > 0
+    if not dense:  # unselected experts receive no cotangent
+        out = actor(obs)
+        unselected = (out.probs == 0).repeat_interleave(act_dim, dim=1)
+        assert (psi[unselected] == 0).all()
+
+    out, sample_loss = _surrogate(actor, obs, actions, old_log_probs, adv)
+    value = sphere_loss(out, "gradient_factor", sample_loss)
+    torch.testing.assert_close(value, oracle(psi), rtol=1e-10, atol=1e-12)
+    # It is differentiable (double backward) and reaches the gate.
+    value.backward()
+    if not dense:
+        assert actor.gate_head.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="needs the per-sample losses"):
+        sphere_loss(out, "gradient_factor")
+
+
+def test_gate_penalty_is_added_on_top_with_its_own_ratio():
+    torch.manual_seed(1)
+    actor = TopKMoEActor(6, 2, n_experts=4, top_k=2, hidden=(10,)).double()
+    out = actor(torch.randn(20, 6, dtype=torch.float64))
+    phi = torch.cat([out.probs[:, e : e + 1] * out.expert_features[:, e] for e in range(4)], 1)
+    reg = SphereRegularizer(variant="last", gating_ratio=0.7)
+    expected = oracle(phi) + 0.7 * oracle(out.probs) / 4
+    torch.testing.assert_close(reg.penalty(out, None, None), expected)
+    torch.testing.assert_close(SphereRegularizer().penalty(out, None, None), oracle(phi))
+    dense = MLPActor(6, 2, hidden=(10,)).double()(torch.randn(4, 6, dtype=torch.float64))
+    with pytest.raises(ValueError, match="needs a Mixture-of-Experts actor"):
+        reg.penalty(dense, None, None)

@@ -27,7 +27,11 @@ class ActorRegularizer(Protocol):
     pcgrad: bool
 
     def penalty(self, output: PolicyOutput, obs: Tensor, agent: PPOAgent) -> Tensor:
-        """Scalar penalty for one minibatch, from the actor's forward pass on ``obs``."""
+        """Scalar penalty for one minibatch, from the actor's forward pass on ``obs``.
+
+        ``agent.sample_policy_loss`` holds the minibatch's ``(T,)`` per-sample policy losses (with
+        their graph) during this call, for penalties built from loss gradients.
+        """
         ...
 
 
@@ -35,7 +39,8 @@ class TrainingCallback:
     """Base class with no-op hooks; override the ones a method needs."""
 
     def on_task_start(self, agent: PPOAgent, task_index: int) -> None:
-        """Called before the first update on each task (after optimiser reset, if any)."""
+        """Called before the first update on each task (after the LR restart and the optimiser
+        reset, if any)."""
 
     def after_optimizer_step(self, agent: PPOAgent) -> None:
         """Called after every actor/critic optimiser step."""

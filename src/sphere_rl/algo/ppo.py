@@ -1,14 +1,19 @@
 """Proximal Policy Optimization for continuous actions (Schulman et al. 2017).
 
 CleanRL-style and deliberately plain: clipped surrogate, GAE, separate actor and critic optimisers,
-per-network global gradient clipping, minibatch advantage normalisation, a linear or KL-adaptive
-learning rate. Methods plug in through :mod:`sphere_rl.algo.hooks` only.
+per-network global gradient clipping, minibatch advantage normalisation, a linear, constant or
+KL-adaptive learning rate (:class:`~sphere_rl.config.PPOConfig` defines them; this module applies
+them all). Methods plug in through :mod:`sphere_rl.algo.hooks` only.
+
+Host synchronisation: statistics stay tensors until the end of :meth:`PPOAgent.update` (one
+transfer); per minibatch the only transfer is the NaN guard, which also carries the approximate KL
+that the per-minibatch KL rule needs.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,32 +22,36 @@ from torch import Tensor, nn
 from sphere_rl.algo.buffer import RolloutBuffer
 from sphere_rl.algo.hooks import ActorRegularizer, TrainingCallback
 from sphere_rl.algo.normalization import IdentityNormalizer, RunningMeanStd
+from sphere_rl.config import PPOConfig
 from sphere_rl.nn.policy import GaussianActor
-from sphere_rl.regularizers.combine import apply_regularized_gradients
+from sphere_rl.regularizers.combine import apply_regularized_gradients, penalty_coefficient
 
 KL_LR_BOUNDS = (1e-5, 1e-2)
 KL_LR_FACTOR = 1.5
+
+__all__ = ["KL_LR_BOUNDS", "KL_LR_FACTOR", "NonFiniteLossError", "PPOAgent", "PPOConfig"]
 
 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or Inf; training must stop before the networks are corrupted."""
 
 
-@dataclass(frozen=True)
-class PPOConfig:
-    lr: float = 3e-4
-    lr_final: float = 1e-4
-    lr_schedule: str = "linear"  # "linear" | "constant" | "kl_adaptive"
-    target_kl: float = 0.03  # used by "kl_adaptive"
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_coef: float = 0.2
-    ent_coef: float = 0.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    update_epochs: int = 10
-    minibatch_size: int = 256
-    norm_adv: bool = True
+def adapted_learning_rate(lr: float, kl: float, target_kl: float) -> float:
+    """The release's KL rule: ÷1.5 above ``2·target_kl``, ×1.5 below ``target_kl/2``, clipped."""
+    if kl > 2.0 * target_kl:
+        lr /= KL_LR_FACTOR
+    elif kl < 0.5 * target_kl:
+        lr *= KL_LR_FACTOR
+    return float(np.clip(lr, *KL_LR_BOUNDS))
+
+
+def make_adam(module: nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam with ε = 1e-5 (the release's), multi-tensor (``foreach``) kernels.
+
+    ``foreach`` computes the same update as the per-parameter loop in fewer kernel launches;
+    ``tests/algo/test_ppo.py`` checks the parameters against the loop implementation.
+    """
+    return torch.optim.Adam(module.parameters(), lr, eps=1e-5, foreach=True)
 
 
 class PPOAgent:
@@ -51,11 +60,17 @@ class PPOAgent:
     Args:
         actor: any :class:`~sphere_rl.nn.GaussianActor`.
         critic: a module mapping ``(N, obs_dim)`` to ``(N,)`` values.
-        config: PPO hyper-parameters.
+        config: PPO hyper-parameters and learning-rate schedule (an
+            :class:`~sphere_rl.config.ExperimentConfig` is one).
         normalizer: observation normaliser (``None``: no normalisation).
         regularizers: actor penalties (SPHERE, Parseval, ...).
         callbacks: interventions acting on the networks (CBP, ReDo, ...).
         device: torch device for the networks.
+
+    Attributes:
+        sample_policy_loss: ``(T,)`` per-sample clipped-surrogate losses of the minibatch being
+            penalised (with their graph), for regularizers that differentiate them (SPHERE's
+            gradient-factor variant); ``None`` outside an actor step.
     """
 
     def __init__(
@@ -78,12 +93,33 @@ class PPOAgent:
         self.normalizer = normalizer or IdentityNormalizer((actor.obs_dim,))
         self.regularizers = list(regularizers)
         self.callbacks = list(callbacks)
+        self.sample_policy_loss: Tensor | None = None
         self.reset_optimizers()
 
     def reset_optimizers(self) -> None:
-        """Fresh Adam states at the base learning rate (the CRL default at each task start)."""
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), self.config.lr, eps=1e-5)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), self.config.lr, eps=1e-5)
+        """Fresh Adam states at the base learning rate."""
+        self.actor_optimizer = make_adam(self.actor, self.config.lr)
+        self.critic_optimizer = make_adam(self.critic, self.config.lr)
+
+    def start_task(self, reset_optimizer: bool = False) -> None:
+        """A CRL task boundary: restart the learning-rate schedule (every schedule restarts per
+        task, as in the release) and, if asked, reset the Adam moments (the release carries them).
+        """
+        if reset_optimizer:
+            self.reset_optimizers()
+        self.set_learning_rate(self.config.lr)
+
+    def schedule_learning_rate(self, progress: float) -> None:
+        """Set the rate for an iteration at ``progress ∈ [0, 1)`` of the task.
+
+        ``linear`` interpolates ``lr → lr_final``, ``constant`` holds ``lr``; ``kl_adaptive`` is left
+        alone (it adapts inside :meth:`update` and no linear decay applies).
+        """
+        cfg = self.config
+        if cfg.lr_schedule == "linear":
+            self.set_learning_rate(cfg.lr + progress * (cfg.lr_final - cfg.lr))
+        elif cfg.lr_schedule == "constant":
+            self.set_learning_rate(cfg.lr)
 
     @property
     def learning_rate(self) -> float:
@@ -110,61 +146,103 @@ class PPOAgent:
         return self.critic(obs)
 
     def _actor_loss(self, obs: Tensor, actions: Tensor, old_log_probs: Tensor, adv: Tensor):
+        """``(output, per-sample surrogate losses (T,), loss, stats)`` of one minibatch."""
         cfg = self.config
         output = self.actor(obs)
         dist = output.distribution()
         log_ratio = dist.log_prob(actions).sum(-1) - old_log_probs
         ratio = log_ratio.exp()
         clipped = ratio.clamp(1.0 - cfg.clip_coef, 1.0 + cfg.clip_coef)
-        pg_loss = torch.max(-adv * ratio, -adv * clipped).mean()
+        sample_loss = torch.max(-adv * ratio, -adv * clipped)
+        pg_loss = sample_loss.mean()
         entropy = dist.entropy().sum(-1).mean()
         with torch.no_grad():
             approx_kl = ((ratio - 1.0) - log_ratio).mean()
             clip_frac = ((ratio - 1.0).abs() > cfg.clip_coef).float().mean()
         stats = {"pg_loss": pg_loss.detach(), "entropy": entropy.detach()}
         stats.update(approx_kl=approx_kl, clip_frac=clip_frac)
-        return output, pg_loss - cfg.ent_coef * entropy, stats
+        return output, sample_loss, pg_loss - cfg.ent_coef * entropy, stats
 
-    def _actor_step(self, obs, actions, old_log_probs, adv) -> dict[str, Tensor | float]:
-        output, base_loss, stats = self._actor_loss(obs, actions, old_log_probs, adv)
+    def _penalised_actor_loss(self, obs, actions, old_log_probs, adv):
+        """Policy loss with every fixed/loss-mode penalty folded in, and the grad-mode one apart.
+
+        Returns ``(loss, grad-mode regularizer or None, its penalty or None, stats)``.
+        """
+        output, sample_loss, base_loss, stats = self._actor_loss(obs, actions, old_log_probs, adv)
         # Loss-mode coefficients scale against the policy objective alone, not against
         # penalties added before them.
-        policy_scale = base_loss.detach().abs()
+        policy_loss = base_loss
         grad_reg, grad_penalty = None, None
-        for reg in self.regularizers:
-            penalty = reg.penalty(output, obs, self)
-            stats[f"reg/{reg.name}"] = penalty.detach()
-            if reg.mode == "grad":
-                grad_reg, grad_penalty = reg, penalty
-            else:
-                coef = reg.coef
-                if reg.mode == "loss":
-                    coef = reg.coef * policy_scale / (penalty.detach() + 1e-8)
-                stats[f"reg/{reg.name}_coef"] = torch.as_tensor(coef)
+        self.sample_policy_loss = sample_loss
+        try:
+            for reg in self.regularizers:
+                penalty = reg.penalty(output, obs, self)
+                stats[f"reg/{reg.name}"] = penalty.detach()
+                if reg.mode == "grad":
+                    grad_reg, grad_penalty = reg, penalty
+                    continue
+                coef = penalty_coefficient(reg.mode, reg.coef, policy_loss, penalty)
+                stats[f"reg/{reg.name}_coef"] = coef
                 base_loss = base_loss + coef * penalty
-        _check_finite("actor", base_loss, *(v for k, v in stats.items() if k.startswith("reg/")))
+        finally:
+            self.sample_policy_loss = None
+        return base_loss, grad_reg, grad_penalty, stats
+
+    def _minibatch_step(self, obs, actions, old_log_probs, adv, returns):
+        """One actor and one critic optimiser step.
+
+        Returns ``(stats, kl)``: the minibatch's statistics as tensors, and its approximate KL
+        (measured before the update) as a float.
+        """
+        actor_loss, grad_reg, grad_penalty, stats = self._penalised_actor_loss(
+            obs, actions, old_log_probs, adv
+        )
+        v_loss = (self.critic(obs) - returns).square().mean()
+        # The guard runs before either optimiser steps (the networks are independent, so computing
+        # both losses first changes nothing else), in one host transfer with the KL.
+        reg_keys = [k for k in stats if k.startswith("reg/")]
+        kl = self._check_finite(actor_loss, [stats[k] for k in reg_keys], v_loss, stats)
+
         self.actor_optimizer.zero_grad(set_to_none=True)
         params = list(self.actor.parameters())
         if grad_reg is None:
-            base_loss.backward()
+            actor_loss.backward()
         else:
             combined = apply_regularized_gradients(
-                params, base_loss, grad_penalty, "grad", grad_reg.coef, grad_reg.pcgrad
+                params, actor_loss, grad_penalty, "grad", grad_reg.coef, grad_reg.pcgrad
             )
             stats[f"reg/{grad_reg.name}_coef"] = torch.as_tensor(combined["coef"])
             stats[f"reg/{grad_reg.name}_cos"] = torch.as_tensor(combined["cos"])
         stats["actor_grad_norm"] = nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
         self.actor_optimizer.step()
-        return stats
 
-    def _critic_step(self, obs: Tensor, returns: Tensor) -> dict[str, Tensor]:
-        v_loss = 0.5 * (self.critic(obs) - returns).square().mean()
-        _check_finite("critic", v_loss)
         self.critic_optimizer.zero_grad(set_to_none=True)
         (self.config.vf_coef * v_loss).backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.critic.parameters(), self.config.max_grad_norm)
+        stats["critic_grad_norm"] = nn.utils.clip_grad_norm_(
+            self.critic.parameters(), self.config.max_grad_norm
+        )
         self.critic_optimizer.step()
-        return {"v_loss": v_loss.detach(), "critic_grad_norm": grad_norm}
+        stats["v_loss"] = v_loss.detach()
+        return stats, kl
+
+    @staticmethod
+    def _check_finite(actor_loss, reg_values, v_loss, stats) -> float:
+        """Raise :class:`NonFiniteLossError` on a NaN/Inf loss; returns ``stats["approx_kl"]``,
+        read back in the same transfer."""
+        values = torch.stack(
+            [actor_loss.detach(), *(v.detach() for v in reg_values), v_loss.detach()]
+            + [stats["approx_kl"]]
+        ).tolist()
+        *losses, kl = values
+        actor_values, critic_value = losses[:-1], losses[-1]
+        for what, value in [*(("actor", v) for v in actor_values), ("critic", critic_value)]:
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"the {what} loss became non-finite ({value}); stopping before the networks"
+                    " are corrupted. The last checkpoint is intact; try a lower learning rate or a"
+                    " smaller regularizer coefficient."
+                )
+        return kl
 
     def update(
         self, buffer: RolloutBuffer, advantages: Tensor, returns: Tensor
@@ -176,42 +254,39 @@ class PPOAgent:
         old_log_probs, adv = buffer.log_probs.reshape(-1), advantages.reshape(-1)
         ret, values = returns.reshape(-1), buffer.values.reshape(-1)
         batch = obs.shape[0]
-        sums: dict[str, float] = {}
-        count = 0
+        kl_rule = cfg.kl_adapt_every if cfg.lr_schedule == "kl_adaptive" else None
+        keys: list[str] | None = None
+        rows: list[Tensor] = []
         self.actor.train()
         for _ in range(cfg.update_epochs):
-            epoch_kl, epoch_batches = 0.0, 0
+            epoch_kls: list[float] = []
             for idx in torch.randperm(batch, device=self.device).split(cfg.minibatch_size):
                 mb_adv = adv[idx]
                 if cfg.norm_adv and len(idx) > 1:
                     mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
-                stats = self._actor_step(obs[idx], actions[idx], old_log_probs[idx], mb_adv)
-                stats.update(self._critic_step(obs[idx], ret[idx]))
+                stats, kl = self._minibatch_step(
+                    obs[idx], actions[idx], old_log_probs[idx], mb_adv, ret[idx]
+                )
                 for cb in self.callbacks:
                     cb.after_optimizer_step(self)
-                for key, value in stats.items():
-                    sums[key] = sums.get(key, 0.0) + float(value)
-                count += 1
-                epoch_kl += float(stats["approx_kl"])
-                epoch_batches += 1
-            if cfg.lr_schedule == "kl_adaptive":
-                self._adapt_learning_rate(epoch_kl / epoch_batches)
-        result = {key: total / count for key, total in sums.items()}
+                if kl_rule == "minibatch":  # the release: the KL measured before this update
+                    self._adapt_learning_rate(kl)
+                epoch_kls.append(kl)
+                keys = keys or list(stats)
+                rows.append(torch.stack([torch.as_tensor(stats[k], device=obs.device) for k in keys]))
+            if kl_rule == "epoch":
+                self._adapt_learning_rate(sum(epoch_kls) / len(epoch_kls))
+        means = torch.stack(rows).double().mean(0).tolist()  # the update's one stats transfer
+        result = dict(zip(keys or [], means, strict=True))
         var_ret = ret.var()
-        result["explained_variance"] = (
-            float(1 - (ret - values).var() / var_ret) if var_ret > 0 else 0.0
-        )
+        explained = 1 - (ret - values).var() / var_ret
+        result["explained_variance"] = float(explained) if var_ret > 0 else 0.0
         result["lr"] = self.learning_rate
         return result
 
     def _adapt_learning_rate(self, kl: float) -> None:
         """Shrink the step when the policy moved too far, grow it when it barely moved."""
-        lr = self.learning_rate
-        if kl > 2.0 * self.config.target_kl:
-            lr /= KL_LR_FACTOR
-        elif kl < 0.5 * self.config.target_kl:
-            lr *= KL_LR_FACTOR
-        self.set_learning_rate(float(np.clip(lr, *KL_LR_BOUNDS)))
+        self.set_learning_rate(adapted_learning_rate(self.learning_rate, kl, self.config.target_kl))
 
     def state_dict(self) -> dict:
         return {
@@ -231,13 +306,3 @@ class PPOAgent:
         self.normalizer.load_state_dict(state["normalizer"])
         for cb, cb_state in zip(self.callbacks, state["callbacks"], strict=True):
             cb.load_state_dict(cb_state)
-
-
-def _check_finite(what: str, *values: Tensor) -> None:
-    for value in values:
-        if not torch.isfinite(value).all():
-            raise NonFiniteLossError(
-                f"the {what} loss became non-finite ({float(value.detach())}); stopping before"
-                " the networks are corrupted. The last checkpoint is intact; try a lower learning"
-                " rate or a smaller regularizer coefficient."
-            )

@@ -193,8 +193,8 @@ class ContinualRunner:
             torch.manual_seed(derive_seed(cfg.seed, AGENT_STREAM, t if cfg.protocol == "rl" else 0))
             self.agent = build_agent(cfg, obs_dim, act_dim)
             self.initial_actor = {k: v.clone() for k, v in self.agent.actor.state_dict().items()}
-        elif not cfg.carry_optimizer:
-            self.agent.reset_optimizers()
+        else:  # CRL boundary (release): LR schedule restarts; Adam moments carried unless asked
+            self.agent.start_task(reset_optimizer=not cfg.carry_optimizer)
         for callback in self.agent.callbacks:
             callback.on_task_start(self.agent, t)
         self.state.task_started = True
@@ -202,11 +202,7 @@ class ContinualRunner:
 
     def _iteration(self, env, obs: np.ndarray, t: int, it: int) -> np.ndarray:
         cfg, agent = self.cfg, self.agent
-        if cfg.lr_schedule == "linear":
-            frac = it / cfg.iterations_per_task
-            agent.set_learning_rate(cfg.lr + frac * (cfg.lr_final - cfg.lr))
-        elif cfg.lr_schedule == "constant":
-            agent.set_learning_rate(cfg.lr)
+        agent.schedule_learning_rate(it / cfg.iterations_per_task)
         start = time.perf_counter()
         buffer, obs, next_done, episodes = self._collect(env, obs)
         rollout_time = time.perf_counter() - start

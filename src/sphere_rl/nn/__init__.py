@@ -1,7 +1,13 @@
 """Networks: dense and Mixture-of-Experts Gaussian actors, and the critic."""
 
 from sphere_rl.nn.layers import ExpertLinear, ExpertTrunk, MLPTrunk
-from sphere_rl.nn.mlp import MLPActor, MLPCritic, count_parameters, param_matched_width
+from sphere_rl.nn.mlp import (
+    MLPActor,
+    MLPCritic,
+    count_parameters,
+    param_matched_width,
+    release_width,
+)
 from sphere_rl.nn.moe import (
     DenseMoEActor,
     DSMoEActor,
@@ -25,5 +31,6 @@ __all__ = [
     "count_parameters",
     "dense_routing",
     "param_matched_width",
+    "release_width",
     "topk_routing",
 ]

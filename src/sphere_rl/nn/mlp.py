@@ -85,14 +85,23 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def release_width(width: int, param_mult: float) -> int:
+    """The release's widening rule ``int(width · sqrt(param_mult) + 0.5)`` (256, 10 → 810)."""
+    check_positive_int("width", width)
+    if not (isinstance(param_mult, int | float) and param_mult > 0):
+        raise ValueError(f"param_mult must be a number > 0, got {param_mult!r}")
+    return max(1, int(width * math.sqrt(param_mult) + 0.5))
+
+
 def param_matched_width(target_params: int, obs_dim: int, act_dim: int, depth: int = 3) -> int:
     """Smallest equal hidden width ``w`` whose dense actor has at least ``target_params`` parameters.
 
     A dense actor with ``depth`` hidden layers of width ``w`` has
     ``(obs+1)w + (depth-1)(w+1)w + (w+1)act + act`` parameters (the last ``act`` is the log-std);
-    we solve the quadratic for ``w`` and round up. PPO(10x) uses this with the parameter count of
-    the 10-expert Top-K MoE actor (experts and gate), so dense and MoE policies are compared at
-    equal size.
+    we solve the quadratic for ``w`` and round up. PPO(10x) with ``ppo10x_width: param_matched``
+    uses this with the parameter count of the 10-expert Top-K MoE actor (experts and gate), so dense
+    and MoE policies are compared at equal size; the default is the release's
+    :func:`release_width`.
     """
     check_positive_int("target_params", target_params)
     check_positive_int("depth", depth)

@@ -4,10 +4,12 @@ from sphere_rl.regularizers.combine import (
     MODES,
     apply_regularized_gradients,
     combine_flat_gradients,
+    penalty_coefficient,
 )
 from sphere_rl.regularizers.sphere import (
     VARIANTS,
     gate_penalty,
+    gradient_factor_features,
     per_expert_penalty,
     routing_weighted_features,
     sphere_loss,
@@ -20,6 +22,8 @@ __all__ = [
     "apply_regularized_gradients",
     "combine_flat_gradients",
     "gate_penalty",
+    "gradient_factor_features",
+    "penalty_coefficient",
     "per_expert_penalty",
     "routing_weighted_features",
     "sphere_loss",

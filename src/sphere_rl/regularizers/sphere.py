@@ -8,15 +8,20 @@ which is zero iff ``A`` is a multiple of the identity: it penalises anisotropy o
 second-moment matrix, not its scale. When ``D > T`` the ``T×T`` Gram ``ΦΦᵀ/T`` has the same non-zero
 spectrum (hence the same Frobenius norm and trace), so it is used instead: the cost is
 ``O(T² D)`` either way but the matrix formed is the smaller one.
+
+The ``gradient_factor`` ablation applies the same penalty to the other Kronecker factor of the last
+expert layer, ``G = ΨᵀΨ / T``, whose rows are the back-propagated per-sample cotangents at the
+experts' outputs (see :func:`gradient_factor_features`).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from sphere_rl.nn.policy import PolicyOutput
 
-VARIANTS = ("last", "all_layers", "per_expert", "gate")
+VARIANTS = ("last", "all_layers", "per_expert", "gate", "gradient_factor")
 
 
 def sphere_penalty(phi: Tensor, gram: str = "auto") -> Tensor:
@@ -67,6 +72,31 @@ def per_expert_penalty(probs: Tensor, expert_features: Tensor) -> Tensor:
     return sphere_penalty(weighted).sum()
 
 
+def gradient_factor_features(output: PolicyOutput, sample_loss: Tensor) -> Tensor:
+    """``Ψ``: per-sample output cotangents of the last expert layer, concatenated like ``Φ``.
+
+    Row ``i`` is ``[∂ℓ_i/∂μ_1(x_i) | … | ∂ℓ_i/∂μ_E(x_i)]``, the cotangents that back-propagation
+    delivers to each expert's output ``μ_e``. Since the mean is ``Σ_e g_e μ_e``, this equals
+    ``[g_1 c_i | … | g_E c_i]`` with ``c_i = ∂ℓ_i/∂mean_i``: the routing weight enters exactly once,
+    as in ``Φ``, and is zero for unselected experts. All ``c_i`` come from ONE backward pass of
+    ``Σ_i ℓ_i`` with respect to the ``(T, A)`` mean (samples are independent, so row ``i`` of that
+    gradient is sample ``i``'s), taken with ``create_graph=True`` so that the penalty can itself be
+    differentiated (double backward) — cheaper than per-sample ``torch.func`` Jacobians, and exact.
+
+    Args:
+        output: the actor's forward pass; ``output.mean`` must be part of ``sample_loss``'s graph.
+        sample_loss: ``(T,)`` per-sample losses ``ℓ_i`` (e.g. PPO's clipped surrogate terms).
+
+    Returns:
+        ``(T, E·A)`` for MoE actors, ``(T, A)`` for dense ones (the plain cotangents).
+    """
+    (cotangent,) = torch.autograd.grad(sample_loss.sum(), output.mean, create_graph=True)
+    if output.probs is None:
+        return cotangent
+    n_experts = output.probs.shape[-1]
+    return routing_weighted_features(output.probs, cotangent.unsqueeze(1).expand(-1, n_experts, -1))
+
+
 def _layer_features(output: PolicyOutput, layer: int) -> Tensor:
     """``Φ`` for one hidden layer: routing-weighted and concatenated for MoE, raw for dense."""
     hidden = output.hidden[layer]
@@ -75,15 +105,20 @@ def _layer_features(output: PolicyOutput, layer: int) -> Tensor:
     return routing_weighted_features(output.probs, hidden)
 
 
-def sphere_loss(output: PolicyOutput, variant: str = "last") -> Tensor:
+def sphere_loss(
+    output: PolicyOutput, variant: str = "last", sample_loss: Tensor | None = None
+) -> Tensor:
     """The SPHERE penalty of one actor forward pass.
 
     Args:
         output: the actor's :class:`~sphere_rl.nn.PolicyOutput` on a minibatch.
         variant: ``"last"`` (the paper's SPHERE: last hidden expert layer, routing-weighted,
             concatenated across experts), ``"all_layers"`` (the same on every hidden layer, summed),
-            ``"per_expert"`` (per-expert penalties summed) or ``"gate"`` (on the routing weights).
-            Dense actors support ``"last"`` and ``"all_layers"`` (on their plain hidden features).
+            ``"per_expert"`` (per-expert penalties summed), ``"gate"`` (on the routing weights) or
+            ``"gradient_factor"`` (on the gradient factor ``Ψ``, :func:`gradient_factor_features`).
+            Dense actors support ``"last"``, ``"all_layers"`` (on their plain hidden features) and
+            ``"gradient_factor"``.
+        sample_loss: ``(T,)`` per-sample losses, needed by ``"gradient_factor"`` only.
 
     Returns:
         A scalar tensor.
@@ -92,6 +127,10 @@ def sphere_loss(output: PolicyOutput, variant: str = "last") -> Tensor:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if variant == "last":
         return sphere_penalty(_layer_features(output, -1))
+    if variant == "gradient_factor":
+        if sample_loss is None:
+            raise ValueError("variant 'gradient_factor' needs the per-sample losses (sample_loss)")
+        return sphere_penalty(gradient_factor_features(output, sample_loss))
     if variant == "all_layers":
         return sum(sphere_penalty(_layer_features(output, i)) for i in range(len(output.hidden)))
     if output.probs is None:
