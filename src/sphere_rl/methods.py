@@ -56,9 +56,12 @@ METHODS: dict[str, MethodSpec] = {
             "SPHERE paper's PPO(10x)",
         ),
         MethodSpec(
-            "ln", "mlp_ln", "none", "PPO, LayerNorm in actor and critic hidden layers",
+            "ln",
+            "mlp_ln",
+            "none",
+            "PPO, LayerNorm in actor and critic hidden layers",
             "Ba et al. 2016",
-        ),  # fmt: skip
+        ),
         MethodSpec("topk_moe", "topk_moe", "none", "Top-K MoE actor (E=10, k=2)", "SPHERE paper"),
         MethodSpec("dense_moe", "dense_moe", "none", "Dense-MoE actor (softmax over all)", "-"),
         MethodSpec(

@@ -152,8 +152,10 @@ def test_update_equals_a_plain_reference_loop(arch):
         for (name, p), q in zip(mine.named_parameters(), ref.parameters(), strict=True):
             assert torch.equal(p, q), name
     assert stats["lr"] == pytest.approx(lr)
-    assert not all(torch.equal(p, q) for p, q in zip(agent.actor.parameters(),
-                   build_agent(cfg, 5, 2).actor.parameters()))  # fmt: skip
+    untrained = build_agent(cfg, 5, 2).actor.parameters()
+    assert not all(
+        torch.equal(p, q) for p, q in zip(agent.actor.parameters(), untrained, strict=True)
+    )
 
 
 def test_value_loss_is_vf_coef_times_mse():

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from sphere_rl.nn import MLPActor, TopKMoEActor
-from sphere_rl.regularizers.hooks import SphereRegularizer
 from sphere_rl.regularizers import (
     apply_regularized_gradients,
     combine_flat_gradients,
@@ -13,6 +12,7 @@ from sphere_rl.regularizers import (
     sphere_loss,
     sphere_penalty,
 )
+from sphere_rl.regularizers.hooks import SphereRegularizer
 
 
 def oracle(phi: torch.Tensor) -> torch.Tensor:

@@ -229,10 +229,8 @@ class PPOAgent:
     def _check_finite(actor_loss, reg_values, v_loss, stats) -> float:
         """Raise :class:`NonFiniteLossError` on a NaN/Inf loss; returns ``stats["approx_kl"]``,
         read back in the same transfer."""
-        values = torch.stack(
-            [actor_loss.detach(), *(v.detach() for v in reg_values), v_loss.detach()]
-            + [stats["approx_kl"]]
-        ).tolist()
+        checked = [actor_loss, *reg_values, v_loss, stats["approx_kl"]]
+        values = torch.stack([v.detach() for v in checked]).tolist()
         *losses, kl = values
         actor_values, critic_value = losses[:-1], losses[-1]
         for what, value in [*(("actor", v) for v in actor_values), ("critic", critic_value)]:
@@ -273,7 +271,9 @@ class PPOAgent:
                     self._adapt_learning_rate(kl)
                 epoch_kls.append(kl)
                 keys = keys or list(stats)
-                rows.append(torch.stack([torch.as_tensor(stats[k], device=obs.device) for k in keys]))
+                rows.append(
+                    torch.stack([torch.as_tensor(stats[k], device=obs.device) for k in keys])
+                )
             if kl_rule == "epoch":
                 self._adapt_learning_rate(sum(epoch_kls) / len(epoch_kls))
         means = torch.stack(rows).double().mean(0).tolist()  # the update's one stats transfer
