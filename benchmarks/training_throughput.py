@@ -62,7 +62,8 @@ def training_throughput(preset: str, method: str, full: bool, device: str) -> di
 def minibatch_update_time(
     obs_dim: int, act_dim: int, batch: int, repeats: int, device: str = "cpu"
 ) -> dict:
-    """Seconds per actor minibatch step (forward, backward, optimiser), without/with SPHERE."""
+    """Seconds per minibatch step (actor and critic: forward, backward, optimisers), without/with
+    SPHERE."""
     torch.manual_seed(0)
     cfg = build_config({"method": "topk_moe", "minibatch_size": batch, "num_envs": 1,
                         "num_steps": batch, "update_epochs": 1, "device": device})  # fmt: skip
@@ -76,12 +77,13 @@ def minibatch_update_time(
         adv = torch.randn(batch, device=device)
         obs, actions = buf.obs[:, 0], buf.actions[:, 0]
         log_probs = torch.zeros(batch, device=device)
-        agent._actor_step(obs, actions, log_probs, adv)  # warm-up
+        returns = torch.randn(batch, device=device)
+        agent._minibatch_step(obs, actions, log_probs, adv, returns)  # warm-up
         samples = []
         for _ in range(repeats):
             _synchronize(device)
             start = time.perf_counter()
-            agent._actor_step(obs, actions, log_probs, adv)
+            agent._minibatch_step(obs, actions, log_probs, adv, returns)
             _synchronize(device)
             samples.append(time.perf_counter() - start)
         times[name] = float(np.median(samples))
