@@ -44,7 +44,9 @@ def train(
     ] = None,
     rho: Annotated[float | None, Opt(help="SPHERE strength ρ (or λ in fixed mode).")] = None,
     sphere_mode: Annotated[str | None, Opt(help="fixed, loss or grad.")] = None,
-    sphere_variant: Annotated[str | None, Opt(help="last, all_layers, per_expert, gate.")] = None,
+    sphere_variant: Annotated[
+        str | None, Opt(help="last, all_layers, per_expert, gate, gradient_factor.")
+    ] = None,
     pcgrad: Annotated[bool | None, Opt("--pcgrad/--no-pcgrad", help="PCGrad projection.")] = None,
     protocol: Annotated[
         str | None, Opt(help="crl (one agent) or rl (fresh agent per task).")
