@@ -221,3 +221,22 @@ def test_ln_baseline_normalises_the_critic_and_ppo10x_widens_both_networks():
     )
     assert _widths(matched.actor)[0] not in (256, 810)
     assert _widths(matched.critic) == [256, 256, 256, 1]
+
+
+@pytest.mark.parametrize("mode", ["grad", "loss"])
+def test_gradient_factor_variant_trains_through_ppo(mode):
+    """The per-sample losses reach the penalty inside a real update (double backward included)."""
+    cfg = build_config(
+        {"method": "sphere", "hidden": [8], "n_experts": 3, "sphere_variant": "gradient_factor",
+         "sphere_mode": mode, "rho": 0.1, "sphere_gating_ratio": 0.5}
+    )  # fmt: skip
+    torch.manual_seed(0)
+    agent = build_agent(cfg, 5, 2)
+    obs, actions = torch.randn(32, 5), torch.randn(32, 2)
+    stats, _ = agent._minibatch_step(
+        obs, actions, torch.zeros(32) - 2, torch.randn(32), torch.randn(32)
+    )
+    assert float(stats["reg/sphere"]) > 0
+    assert float(stats["reg/sphere_coef"]) > 0
+    assert agent.sample_policy_loss is None  # published only during the penalty
+    assert all(torch.isfinite(p).all() for p in agent.actor.parameters())
