@@ -1,11 +1,12 @@
-"""PPO update overheads: multi-tensor (foreach) Adam against the per-parameter loop, same run.
+"""PPO update overheads: foreach and fused Adam against the per-parameter loop, in one run.
 
     python benchmarks/ppo_update_overheads.py [--threads 1] [--device cpu] [--repeats 5]
 
 Times one whole ``PPOAgent.update`` (all epochs and minibatches: actor, critic, advantage
 normalisation, both optimiser steps) on a random rollout of each preset's size with the paper's
-Top-K MoE actor, once with the default ``foreach`` Adam and once with ``foreach=False``, and prints
-the ratio. The two give bit-identical parameters (``tests/algo/test_release_rules.py``).
+Top-K MoE actor, with the per-parameter loop Adam (the reference), the default ``foreach`` Adam
+(bit-identical parameters, ``tests/algo/test_release_rules.py``) and ``fused`` Adam
+(``adam_kernel: fused``, rounds differently), and prints the ratios against the loop.
 
 On the CPU the clock is the process's CPU time (``time.process_time``, one thread by default), so a
 busy shared machine inflates neither side; on CUDA it is wall time after a synchronisation.
@@ -28,12 +29,13 @@ from sphere_rl.methods import build_agent
 CASES = [("hb5", 51, 19, 128 * 16), ("cw10", 39, 4, 4096)]
 
 
-def time_update(preset, obs_dim, act_dim, steps, foreach, repeats, device) -> float:
+def time_update(preset, obs_dim, act_dim, steps, kernel, repeats, device) -> float:
     cfg = build_config({"preset": preset, "method": "topk_moe", "update_epochs": 1,
                         "device": device})  # fmt: skip
     original = ppo.make_adam
-    ppo.make_adam = lambda module, lr: torch.optim.Adam(
-        module.parameters(), lr, eps=1e-5, foreach=foreach
+    flags = {"loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+    ppo.make_adam = lambda module, lr, _kernel: torch.optim.Adam(
+        module.parameters(), lr, eps=1e-5, **flags[kernel]
     )
     try:
         torch.manual_seed(0)
@@ -75,10 +77,11 @@ def main() -> None:
         }
         cfg = build_config({"preset": preset})
         n_mb = -(-steps // cfg.minibatch_size)
+        per_mb = {k: f"{v * 1e3 / n_mb:.1f}" for k, v in t.items()}
         print(
-            f"{preset}: one epoch of {n_mb} minibatches of {cfg.minibatch_size}: loop Adam"
-            f" {t[False] * 1e3 / n_mb:.2f} ms/minibatch, foreach Adam {t[True] * 1e3 / n_mb:.2f}"
-            f" ms/minibatch -> ratio {t[True] / t[False]:.3f}"
+            f"{preset}: {n_mb} minibatches of {cfg.minibatch_size}, ms/minibatch: loop"
+            f" {per_mb['loop']}, foreach {per_mb['foreach']}, fused {per_mb['fused']} -> vs loop:"
+            f" foreach {t['foreach'] / t['loop']:.3f}x, fused {t['fused'] / t['loop']:.3f}x"
         )
 
 

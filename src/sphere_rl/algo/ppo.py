@@ -45,13 +45,16 @@ def adapted_learning_rate(lr: float, kl: float, target_kl: float) -> float:
     return float(np.clip(lr, *KL_LR_BOUNDS))
 
 
-def make_adam(module: nn.Module, lr: float) -> torch.optim.Adam:
-    """Adam with ε = 1e-5 (the release's), multi-tensor (``foreach``) kernels.
+def make_adam(module: nn.Module, lr: float, kernel: str = "foreach") -> torch.optim.Adam:
+    """Adam with ε = 1e-5 (the release's) and multi-tensor kernels.
 
-    ``foreach`` computes the same update as the per-parameter loop in fewer kernel launches;
-    ``tests/algo/test_ppo.py`` checks the parameters against the loop implementation.
+    ``"foreach"`` computes the same numbers as the per-parameter loop in fewer kernel launches
+    (``tests/algo/test_release_rules.py`` checks it bitwise); ``"fused"`` is one kernel per step,
+    faster still, but rounds differently.
     """
-    return torch.optim.Adam(module.parameters(), lr, eps=1e-5, foreach=True)
+    if kernel not in ("foreach", "fused"):
+        raise ValueError(f"adam_kernel must be one of ('foreach', 'fused'), got {kernel!r}")
+    return torch.optim.Adam(module.parameters(), lr, eps=1e-5, **{kernel: True})
 
 
 class PPOAgent:
@@ -98,8 +101,9 @@ class PPOAgent:
 
     def reset_optimizers(self) -> None:
         """Fresh Adam states at the base learning rate."""
-        self.actor_optimizer = make_adam(self.actor, self.config.lr)
-        self.critic_optimizer = make_adam(self.critic, self.config.lr)
+        kernel = self.config.adam_kernel
+        self.actor_optimizer = make_adam(self.actor, self.config.lr, kernel)
+        self.critic_optimizer = make_adam(self.critic, self.config.lr, kernel)
 
     def start_task(self, reset_optimizer: bool = False) -> None:
         """A CRL task boundary: restart the learning-rate schedule (every schedule restarts per
