@@ -70,10 +70,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}")
     for preset, obs_dim, act_dim, steps in CASES:
         t = {
-            foreach: time_update(
-                preset, obs_dim, act_dim, steps, foreach, args.repeats, args.device
-            )
-            for foreach in (False, True)
+            kernel: time_update(preset, obs_dim, act_dim, steps, kernel, args.repeats, args.device)
+            for kernel in ("loop", "foreach", "fused")
         }
         cfg = build_config({"preset": preset})
         n_mb = -(-steps // cfg.minibatch_size)
