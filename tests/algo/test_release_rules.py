@@ -246,3 +246,18 @@ def test_gradient_factor_variant_trains_through_ppo(mode):
     assert float(stats["reg/sphere_coef"]) > 0
     assert agent.sample_policy_loss is None  # published only during the penalty
     assert all(torch.isfinite(p).all() for p in agent.actor.parameters())
+
+
+def test_a_non_finite_critic_loss_stops_before_either_network_steps():
+    from sphere_rl.algo.ppo import NonFiniteLossError
+
+    agent = build_agent(build_config({"method": "ppo", "hidden": [8]}), 3, 1)
+    actor = copy.deepcopy(agent.actor)
+    returns = torch.randn(10)
+    returns[3] = float("nan")
+    with pytest.raises(NonFiniteLossError, match="the critic loss became non-finite"):
+        agent._minibatch_step(torch.randn(10, 3), torch.zeros(10, 1), torch.zeros(10),
+                              torch.randn(10), returns)  # fmt: skip
+    pairs = zip(agent.actor.parameters(), actor.parameters(), strict=True)
+    assert all(torch.equal(p, q) for p, q in pairs)
+    assert not agent.actor_optimizer.state  # no step was taken

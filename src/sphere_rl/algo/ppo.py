@@ -280,11 +280,13 @@ class PPOAgent:
                 )
             if kl_rule == "epoch":
                 self._adapt_learning_rate(sum(epoch_kls) / len(epoch_kls))
-        means = torch.stack(rows).double().mean(0).tolist()  # the update's one stats transfer
-        result = dict(zip(keys or [], means, strict=True))
         var_ret = ret.var()
-        explained = 1 - (ret - values).var() / var_ret
-        result["explained_variance"] = float(explained) if var_ret > 0 else 0.0
+        explained = torch.where(var_ret > 0, 1 - (ret - values).var() / var_ret, 0.0)
+        means = torch.stack(rows).double().mean(0)
+        # The update's one statistics transfer.
+        *means, explained = torch.cat([means, explained.double().reshape(1)]).tolist()
+        result = dict(zip(keys or [], means, strict=True))
+        result["explained_variance"] = explained
         result["lr"] = self.learning_rate
         return result
 
