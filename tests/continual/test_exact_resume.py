@@ -175,3 +175,41 @@ def test_metaworld_async_kill_and_resume_gives_identical_results(tmp_path):
                  "checkpoint_interval": 100, "steps_per_task": 500, "vectorization": "async",
                  "eval_interval": 200}  # fmt: skip
     _kill_and_resume(overrides, kill_after=7, tmp_path=tmp_path)
+
+
+# ------------------------------------------------------------------- backends without snapshots
+def test_envpool_checkpoints_wait_for_a_common_episode_start(tmp_path, monkeypatch, capsys):
+    """envpool cannot snapshot: a due checkpoint (every iteration here) waits until every env has
+    just reset (iteration 10: 10 × 50 steps = one 500-step episode), where the envs are re-seeded
+    without cutting an episode; a crash after it resumes exactly from there."""
+    pytest.importorskip("envpool")
+    overrides = {**METAWORLD, "tasks": "push-wall-v3", "env_backend": "envpool",
+                 "steps_per_task": 750, "checkpoint_interval": 50}  # fmt: skip
+    saved_at: list[int] = []
+    save = ContinualRunner._save_checkpoint
+
+    def logged_save(self, env=None):
+        saved_at.append(self.state.iteration)
+        save(self, env)
+
+    monkeypatch.setattr(ContinualRunner, "_save_checkpoint", logged_save)
+    log = _train(overrides, tmp_path / "straight", monkeypatch)
+    assert "cannot be snapshotted" in capsys.readouterr().err
+    assert saved_at == [0, 10, 0]  # task start, the common episode start, after the task end
+    assert log.resets == ["push-wall-v3"] * 2
+    assert [(length, steps) for *_, length, _, steps in log.episodes] == [(500, 500)]
+
+    iteration = ContinualRunner._iteration
+
+    def crash_at_12(self, env, obs, t, it):
+        if it == 12:
+            raise KeyboardInterrupt  # anything that ends the process mid-task
+        return iteration(self, env, obs, t, it)
+
+    monkeypatch.setattr(ContinualRunner, "_iteration", crash_at_12)
+    with pytest.raises(KeyboardInterrupt):
+        _train(overrides, tmp_path / "crashed", monkeypatch)
+    monkeypatch.setattr(ContinualRunner, "_iteration", iteration)
+    ContinualRunner.open(None, tmp_path / "crashed", show_progress=False).run()
+    assert _train_records(tmp_path / "crashed") == _train_records(tmp_path / "straight")
+    assert _read_eval(tmp_path / "crashed") == _read_eval(tmp_path / "straight")

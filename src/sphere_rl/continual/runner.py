@@ -165,6 +165,7 @@ class ContinualRunner:
                         " checkpoints wait for an iteration at which all of them have just reset"
                         " (else the task end)",
                         highlight=False,
+                        soft_wrap=True,  # one line, however narrow the terminal
                     )
                 while self.state.task_index < len(self.tasks):
                     self._run_task(self.state.task_index)
