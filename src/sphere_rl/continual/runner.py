@@ -188,7 +188,7 @@ class ContinualRunner:
             task, cfg.num_envs, seed=derive_seed(cfg.seed, ENV_STREAM, t),
             vectorization=cfg.vectorization, backend=cfg.env_backend,
         )  # fmt: skip
-        segment = max(1, cfg.checkpoint_interval // cfg.steps_per_iteration)
+        every = max(1, cfg.checkpoint_interval // cfg.steps_per_iteration)  # iterations
         # A checkpoint is owed; envs that cannot snapshot defer it while an episode is running.
         due = False
         try:
@@ -198,7 +198,7 @@ class ContinualRunner:
             else:
                 obs = env.reset(seed=self._env_seed(t, self.state.iteration))
             for it in range(self.state.iteration, cfg.iterations_per_task):
-                due = due or it % segment == 0
+                due = due or it % every == 0
                 if due and self._restored_from == asdict(self.state):
                     due = False  # this checkpoint is the one just resumed from
                 elif due and env.supports_state:
