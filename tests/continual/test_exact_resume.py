@@ -22,7 +22,7 @@ import torch
 import sphere_rl.continual.runner as runner_module
 from sphere_rl.config import build_config
 from sphere_rl.continual.rundir import read_jsonl
-from sphere_rl.continual.runner import ContinualRunner
+from sphere_rl.continual.runner import ContinualRunner, ResumeError
 from sphere_rl.envs import make_vector_env, task_spec
 
 SMALL = {
@@ -213,3 +213,23 @@ def test_envpool_checkpoints_wait_for_a_common_episode_start(tmp_path, monkeypat
     ContinualRunner.open(None, tmp_path / "crashed", show_progress=False).run()
     assert _train_records(tmp_path / "crashed") == _train_records(tmp_path / "straight")
     assert _read_eval(tmp_path / "crashed") == _read_eval(tmp_path / "straight")
+
+
+def test_unloadable_environment_snapshot_is_a_resume_error(tmp_path, monkeypatch):
+    iteration = ContinualRunner._iteration
+
+    def crash_at_2(self, env, obs, t, it):
+        if it == 2:
+            raise KeyboardInterrupt
+        return iteration(self, env, obs, t, it)
+
+    monkeypatch.setattr(ContinualRunner, "_iteration", crash_at_2)
+    with pytest.raises(KeyboardInterrupt):
+        ContinualRunner.open(build_config(H1), tmp_path / "run", show_progress=False).run()
+    path = tmp_path / "run/checkpoints/latest.pt"
+    payload = torch.load(path, weights_only=False)
+    payload["env"]["envs"][1]["env"]["physics"] = np.zeros(3)  # e.g. another simulator version
+    torch.save(payload, path)
+    monkeypatch.setattr(ContinualRunner, "_iteration", iteration)
+    with pytest.raises(ResumeError, match=r"latest.pt: its snapshot of the training environments"):
+        ContinualRunner.open(None, tmp_path / "run", show_progress=False).run()

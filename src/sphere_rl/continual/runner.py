@@ -193,8 +193,7 @@ class ContinualRunner:
         due = False
         try:
             if self._env_state is not None:
-                obs = env.set_state(self._env_state)
-                self._env_state = None
+                obs = self._load_env_state(env)
             else:
                 obs = env.reset(seed=self._env_seed(t, self.state.iteration))
             for it in range(self.state.iteration, cfg.iterations_per_task):
@@ -216,6 +215,18 @@ class ContinualRunner:
         finally:
             env.close()
         self._end_task(t)
+
+    def _load_env_state(self, env: VectorTaskEnv) -> np.ndarray:
+        try:
+            obs = env.set_state(self._env_state)
+        except (ValueError, KeyError, TypeError, IndexError) as err:
+            raise ResumeError(
+                f"{self.run_dir / 'checkpoints' / 'latest.pt'}: its snapshot of the training"
+                f" environments cannot be loaded ({type(err).__name__}: {err}); was it written"
+                " by another version of sphere_rl or of the simulator?"
+            ) from err
+        self._env_state = None
+        return obs
 
     def _env_seed(self, t: int, it: int) -> int:
         """Seed of the training envs of task ``t`` when (re)seeded at iteration ``it``: at the task
