@@ -1,12 +1,16 @@
 """The continual-RL runner: one agent (``crl``) or one fresh agent per task (``rl``) through a
 task sequence, with periodic evaluation, plasticity diagnostics, checkpoints and exact resume.
 
-Reproducible resume rests on one design choice: training on a task is cut into *segments* of
-``checkpoint_interval`` env steps, and every segment starts by resetting all environments with a
-seed derived from (run seed, task, iteration), in the uninterrupted run as well. A checkpoint is
-written at each segment start (weights, optimisers, normaliser, RNG states, counters), so a resumed
-run replays exactly the same streams. Evaluation and diagnostics use their own seeded environments
-and draw no random numbers from the training streams.
+Checkpoints never change what training sees. Every ``checkpoint_interval`` env steps (rounded to
+whole iterations) the runner writes a checkpoint holding the agent (weights, optimisers,
+normaliser), the RNG states, the counters and a snapshot of the training environments
+(``VectorTaskEnv.get_state``: physics, episode counters, goals, generators), and keeps stepping the
+same environments; a resumed run loads the snapshot and continues every episode exactly where it
+was. The environments are seeded once, at the start of each task. Backends that cannot snapshot
+(envpool) defer the checkpoint to the next iteration at which every environment has just reset, and
+re-seed them there (no episode is cut), in the uninterrupted run as well; if no such moment comes,
+the task end's checkpoint is the next one. Evaluation and diagnostics use their own seeded
+environments and draw no random numbers from the training streams.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from sphere_rl.continual.rundir import (
     read_json,
     write_eval_csv,
 )
-from sphere_rl.envs import make_vector_env, resolve_tasks
+from sphere_rl.envs import make_vector_env, resolve_tasks, task_spec
+from sphere_rl.envs.vector import SNAPSHOT_FAMILIES, VectorTaskEnv, resolve_backend
 from sphere_rl.methods import build_agent, resolve_method
 
 # Stream identifiers for derive_seed: each random stream of a run has its own key.
@@ -92,6 +97,7 @@ class ContinualRunner:
         self.agent: PPOAgent | None = None
         self.initial_actor: dict[str, torch.Tensor] | None = None
         self._restored_from: dict[str, Any] | None = None
+        self._env_state: dict[str, Any] | None = None  # training envs' snapshot, from _restore
 
     # ----------------------------------------------------------------------------- creation
     @classmethod
@@ -151,6 +157,16 @@ class ContinualRunner:
         try:
             with ProgressDisplay(total, self.show_progress, self.run_dir.name) as progress:
                 self.progress = progress
+                blind = _tasks_without_snapshots(self.tasks[self.state.task_index :], self.cfg)
+                if blind:
+                    progress.console.print(
+                        "[yellow]warning:[/yellow] the training environments of"
+                        f" {', '.join(blind)} cannot be snapshotted (envpool, gym: tasks), so"
+                        " checkpoints wait for an iteration at which all of them have just reset"
+                        " (else the task end)",
+                        highlight=False,
+                        soft_wrap=True,  # one line, however narrow the terminal
+                    )
                 while self.state.task_index < len(self.tasks):
                     self._run_task(self.state.task_index)
         except NonFiniteLossError as err:
@@ -172,19 +188,51 @@ class ContinualRunner:
             task, cfg.num_envs, seed=derive_seed(cfg.seed, ENV_STREAM, t),
             vectorization=cfg.vectorization, backend=cfg.env_backend,
         )  # fmt: skip
-        segment = max(1, cfg.checkpoint_interval // cfg.steps_per_iteration)
-        obs = None
+        every = max(1, cfg.checkpoint_interval // cfg.steps_per_iteration)  # iterations
+        # A checkpoint is owed; envs that cannot snapshot defer it while an episode is running.
+        due = False
         try:
+            if self._env_state is not None:
+                obs = self._load_env_state(env)
+            else:
+                obs = env.reset(seed=self._env_seed(t, self.state.iteration))
             for it in range(self.state.iteration, cfg.iterations_per_task):
-                if it % segment == 0 or obs is None:
-                    if self._restored_from != asdict(self.state):  # else: it is on disk already
-                        self._save_checkpoint()
-                    obs = env.reset(seed=derive_seed(cfg.seed, ENV_STREAM, t, it))
+                due = due or it % every == 0
+                if due and self._restored_from == asdict(self.state):
+                    due = False  # this checkpoint is the one just resumed from
+                elif due and env.supports_state:
+                    self._save_checkpoint(env)
+                    due = False
+                elif due and env.at_episode_start:
+                    # No episode is running, so re-seeding cuts nothing; a resumed run re-seeds
+                    # the same way, since it cannot restore these envs' random streams.
+                    if it > 0:
+                        obs = env.reset(seed=self._env_seed(t, it))
+                    self._save_checkpoint()
+                    due = False
                 obs = self._iteration(env, obs, t, it)
                 self._periodic(t)
         finally:
             env.close()
         self._end_task(t)
+
+    def _load_env_state(self, env: VectorTaskEnv) -> np.ndarray:
+        try:
+            obs = env.set_state(self._env_state)
+        except (ValueError, KeyError, TypeError, IndexError) as err:
+            raise ResumeError(
+                f"{self.run_dir / 'checkpoints' / 'latest.pt'}: its snapshot of the training"
+                f" environments cannot be loaded ({type(err).__name__}: {err}); was it written"
+                " by another version of sphere_rl or of the simulator?"
+            ) from err
+        self._env_state = None
+        return obs
+
+    def _env_seed(self, t: int, it: int) -> int:
+        """Seed of the training envs of task ``t`` when (re)seeded at iteration ``it``: at the task
+        start, and where envs that cannot snapshot are checkpointed."""
+        keys = (ENV_STREAM, t) if it == 0 else (ENV_STREAM, t, it)
+        return derive_seed(self.cfg.seed, *keys)
 
     def _start_task(self, t: int) -> None:
         cfg = self.cfg
@@ -350,9 +398,11 @@ class ContinualRunner:
                 tag = f"{kind}/{key}" if kind != "eval" else f"eval/{record['eval_task']}/{key}"
                 self.writer.add_scalar(tag, value, step)
 
-    def _checkpoint_payload(self) -> dict[str, Any]:
+    def _checkpoint_payload(self, env: VectorTaskEnv | None = None) -> dict[str, Any]:
         return {
             "state": asdict(self.state),
+            # The training envs mid-task; None at a task boundary, or where they are re-seeded.
+            "env": env.get_state() if env is not None else None,
             "agent": self.agent.state_dict() if self.agent is not None else None,
             "initial_actor": self.initial_actor,
             "rng": capture_rng_state(),
@@ -362,8 +412,8 @@ class ContinualRunner:
             "act_dim": self.agent.actor.act_dim if self.agent else None,
         }
 
-    def _save_checkpoint(self) -> None:
-        save_checkpoint(self.run_dir / "checkpoints" / "latest.pt", self._checkpoint_payload())
+    def _save_checkpoint(self, env: VectorTaskEnv | None = None) -> None:
+        save_checkpoint(self.run_dir / "checkpoints" / "latest.pt", self._checkpoint_payload(env))
         self._write_status("running")
 
     def _restore(self) -> None:
@@ -377,6 +427,7 @@ class ContinualRunner:
             self.agent.load_state_dict(payload["agent"])
             self.initial_actor = payload["initial_actor"]
         restore_rng_state(payload["rng"])
+        self._env_state = payload.get("env")
         self._restored_from = asdict(self.state)
         kept = self.metrics.truncate_after(self.state.global_step)
         self.eval_records = [{**r, "kind": r["eval_kind"]} for r in kept if r["kind"] == "eval"]
@@ -423,6 +474,16 @@ def _check_shared_dims(tasks: list[str]) -> None:
             f" observation and action sizes; got {listed}. Use tasks of one family, or"
             " protocol 'rl'."
         )
+
+
+def _tasks_without_snapshots(tasks: list[str], cfg: ExperimentConfig) -> list[str]:
+    """The tasks whose training environments cannot be snapshotted (envpool, ``gym:`` tasks)."""
+    return [
+        task
+        for task in dict.fromkeys(tasks)
+        if task_spec(task).family not in SNAPSHOT_FAMILIES
+        or resolve_backend(task, cfg.env_backend) == "envpool"
+    ]
 
 
 def _task_dims(task: str) -> tuple[int, int]:

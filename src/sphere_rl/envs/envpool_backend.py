@@ -10,6 +10,9 @@ contract in three ways, all handled here:
   so ``reset(seeds)`` rebuilds the pool; ``reset(None)`` keeps the pool and its streams.
 * **Observation.** envpool hides the goal by default; it is built with
   ``partially_observable=False`` to match the goal-observable reference.
+* **No snapshots.** envpool exposes neither its simulators' state nor its generators', so
+  ``supports_state`` is False: a checkpoint can only be taken where every environment has just
+  reset and is then re-seeded (see ``docs/environments.md``).
 
 The port is only used for tasks that passed the parity check against the reference package
 (:mod:`sphere_rl.envs.parity`, results in :data:`ENVPOOL_PARITY` and ``docs/environments.md``);
@@ -88,7 +91,7 @@ def check_envpool_task(task: str) -> None:
 
 
 class EnvpoolBackend:
-    """``num_envs`` envpool MetaWorld environments with same-step autoreset.
+    """``num_envs`` envpool MetaWorld environments with same-step autoreset (no snapshots).
 
     Args:
         task: a parity-checked MetaWorld v3 task.
@@ -99,6 +102,8 @@ class EnvpoolBackend:
         require_parity: refuse tasks that did not pass the parity check; only the parity check
             itself turns this off.
     """
+
+    supports_state = False
 
     def __init__(
         self,
@@ -176,6 +181,12 @@ class EnvpoolBackend:
             reset_obs, reset_info = self._pool.reset(done_ids)
             obs[reset_info["env_id"]] = reset_obs
         return BackendStep(obs, reward, terminated, truncated, final_obs, success)
+
+    def get_state(self) -> list[Any]:
+        raise NotImplementedError("envpool cannot export its environments' state")
+
+    def set_state(self, states: list[Any]) -> None:
+        raise NotImplementedError("envpool cannot load an environment state")
 
     def close(self) -> None:
         if self._pool is not None:

@@ -25,6 +25,7 @@ Two layout modes:
 
 from __future__ import annotations
 
+import copy
 import functools
 from typing import Any, Literal
 
@@ -32,6 +33,12 @@ import gymnasium as gym
 import numpy as np
 
 from sphere_rl.envs.registry import METAWORLD_MAX_EPISODE_STEPS, task_spec
+from sphere_rl.envs.snapshot import (
+    get_physics_state,
+    get_rng_state,
+    set_physics_state,
+    set_rng_state,
+)
 
 Layout = Literal["per_reset", "fixed"]
 LAYOUTS: tuple[str, ...] = ("per_reset", "fixed")
@@ -40,6 +47,11 @@ LAYOUTS: tuple[str, ...] = ("per_reset", "fixed")
 # restores the previous global state; passing a constant keeps construction deterministic and
 # leaves the global stream untouched. The layout it draws is discarded at our first reset.
 _CONSTRUCTION_SEED = 0
+
+# MetaWorld's reset code places bodies and sites by writing into the *model* (over all 50 v3 tasks,
+# body_pos and site_pos change between episodes); quaternions and mocap weld data are kept too, at
+# no cost, in case a task moves those.
+_MODEL_FIELDS: tuple[str, ...] = ("body_pos", "body_quat", "site_pos", "site_quat", "eq_data")
 
 
 def check_layout(layout: str) -> None:
@@ -169,6 +181,37 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         truncated = self._elapsed >= self.max_episode_steps
         return obs.astype(np.float32), float(reward), bool(terminated), truncated, info
 
+    def get_state(self) -> dict[str, Any]:
+        """A snapshot to continue this environment exactly, mid-episode included: MuJoCo's
+        integration state, the fields of the model MetaWorld moves at reset, every plain attribute
+        of MetaWorld's env object (goal, initial positions, previous observation, step counter,
+        layout vector, ...), the layout generator and this wrapper's episode counters."""
+        raw = self._raw
+        return {
+            "elapsed": self._elapsed,
+            "succeeded": self._succeeded,
+            "has_layout": self._has_layout,
+            "initial_seed": self._initial_seed,
+            "rng": get_rng_state(self),
+            # After a reset MetaWorld draws from our generator; before it, from its own.
+            "raw_rng": None if raw._np_random is self._np_random else get_rng_state(raw),
+            "raw": _raw_state(raw),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`get_state` snapshot of an environment of the same task."""
+        raw = self._raw
+        _set_raw_state(raw, state["raw"])
+        set_rng_state(self, state["rng"])
+        if state["raw_rng"] is None:
+            vars(raw)["_np_random"] = self._np_random  # shared, bypassing the seed-resetting setter
+        else:
+            set_rng_state(raw, state["raw_rng"])
+        self._elapsed = state["elapsed"]
+        self._succeeded = state["succeeded"]
+        self._has_layout = state["has_layout"]
+        self._initial_seed = state["initial_seed"]
+
     @property
     def layout_vector(self) -> np.ndarray:
         """MetaWorld's current object/goal layout vector ("rand_vec"), for tests and debugging."""
@@ -182,3 +225,77 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def close(self) -> None:
         self._raw.close()
+
+
+def _mujoco_arrays(raw: Any) -> dict[str, np.ndarray]:
+    """Every array of the simulator's MjData and MjModel, by ``"data.<field>"`` / ``"model.<field>"``."""
+    arrays = {}
+    for prefix, obj in (("data", raw.data), ("model", raw.model)):
+        for name in _array_fields(type(obj)):
+            value = getattr(obj, name)
+            if isinstance(value, np.ndarray) and value.size:
+                arrays[f"{prefix}.{name}"] = value
+    return arrays
+
+
+@functools.cache
+def _array_fields(cls: type) -> tuple[str, ...]:
+    return tuple(
+        name
+        for name in dir(cls)
+        if not name.startswith("_") and isinstance(getattr(cls, name, None), property)
+    )
+
+
+def _view_of(value: np.ndarray, arrays: dict[str, np.ndarray]) -> tuple | None:
+    """Where ``value`` lies inside a simulator array, if it is a view of one: MetaWorld keeps some
+    "initial" positions as live views of ``data.xpos``, which its rewards then read every step."""
+    address = value.__array_interface__["data"][0]
+    for field, base in arrays.items():
+        if np.may_share_memory(value, base):
+            offset = address - base.__array_interface__["data"][0]
+            return field, offset, value.shape, value.strides
+    return None
+
+
+def _is_plain(value: Any) -> bool:
+    """Data that can be copied into a snapshot as it is (no simulator, space or generator)."""
+    if value is None or isinstance(value, bool | int | float | str | np.generic):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype != object
+    if isinstance(value, list | tuple):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return False
+
+
+def _raw_state(raw: Any) -> dict[str, Any]:
+    """Snapshot of MetaWorld's env object: physics, moved model fields, plain attributes (one
+    deep copy, so attributes that were the same array stay the same array) and simulator views."""
+    arrays = _mujoco_arrays(raw)
+    plain, views = {}, {}
+    for name, value in vars(raw).items():
+        where = _view_of(value, arrays) if isinstance(value, np.ndarray) else None
+        if where is not None:
+            views[name] = where
+        elif _is_plain(value):
+            plain[name] = value
+    return {
+        "physics": get_physics_state(raw.model, raw.data),
+        "model": {field: getattr(raw.model, field).copy() for field in _MODEL_FIELDS},
+        "attributes": copy.deepcopy(plain),
+        "views": views,
+    }
+
+
+def _set_raw_state(raw: Any, state: dict[str, Any]) -> None:
+    for field, value in state["model"].items():
+        getattr(raw.model, field)[...] = value
+    set_physics_state(raw.model, raw.data, state["physics"])
+    vars(raw).update(copy.deepcopy(state["attributes"]))
+    arrays = _mujoco_arrays(raw)
+    for name, (field, offset, shape, strides) in state["views"].items():
+        base = arrays[field]
+        vars(raw)[name] = np.ndarray(shape, base.dtype, buffer=base, offset=offset, strides=strides)

@@ -13,6 +13,11 @@ length, success) and the seeding rule; the simulation itself comes from a *backe
 Seeding rule: ``reset(seed=s)`` derives one seed per sub-environment from ``s`` with NumPy's
 ``SeedSequence`` and re-seeds each of them; afterwards the sub-environments only draw from their own
 generators, so ``s`` and the actions fully determine every later episode of every sub-environment.
+
+Snapshots: ``get_state()`` captures everything the future of every sub-environment depends on
+(physics, episode counters, task/goal state, RNGs) and ``set_state()`` continues from it, so a
+checkpoint never has to reset an environment. The reference backends support it for MetaWorld and
+H1 tasks; envpool cannot export its state (``supports_state`` is False).
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.vector.async_vector_env import AsyncState
 
 from sphere_rl.envs.registry import task_spec
 
 VECTORIZATIONS: tuple[str, ...] = ("sync", "async")
 BACKENDS: tuple[str, ...] = ("metaworld", "envpool", "auto")
+# Task families whose reference environments implement get_state()/set_state().
+SNAPSHOT_FAMILIES: frozenset[str] = frozenset({"metaworld", "h1"})
 
 
 @dataclass
@@ -86,12 +94,21 @@ class Backend(Protocol):
     num_envs: int
     single_observation_space: gym.spaces.Box
     single_action_space: gym.spaces.Box
+    supports_state: bool  # whether get_state/set_state work
 
     def reset(self, seeds: list[int] | None) -> np.ndarray:
         """Reset every sub-environment; ``seeds`` (one per env) or ``None`` to continue streams."""
         ...
 
     def step(self, actions: np.ndarray) -> BackendStep: ...
+
+    def get_state(self) -> list[Any]:
+        """One picklable snapshot per sub-environment (see each env's ``get_state``)."""
+        ...
+
+    def set_state(self, states: list[Any]) -> None:
+        """Load one :meth:`get_state` snapshot into each sub-environment."""
+        ...
 
     def close(self) -> None: ...
 
@@ -160,6 +177,24 @@ def derive_seeds(seed: int, num_envs: int) -> list[int]:
     return [int(w) for w in words]
 
 
+class _AsyncVectorEnv(gym.vector.AsyncVectorEnv):
+    """Gymnasium's AsyncVectorEnv plus :meth:`call_each`: a method call with a different argument
+    for every worker (``call`` sends all of them the same one)."""
+
+    def call_each(self, name: str, values: list[Any]) -> tuple[Any, ...]:
+        """``env_i.name(values[i])`` in every worker process, through the worker pipes."""
+        if len(values) != self.num_envs:
+            raise ValueError(f"need one value per environment ({self.num_envs}), got {len(values)}")
+        # call_async with one argument per pipe; call_wait collects and re-raises worker errors.
+        self._assert_is_running()
+        if self._state != AsyncState.DEFAULT:
+            raise RuntimeError(f"call_each while a call to {self._state.value} is pending")
+        for pipe, value in zip(self.parent_pipes, values, strict=True):
+            pipe.send(("_call", (name, (value,), {})))
+        self._state = AsyncState.WAITING_CALL
+        return self.call_wait()
+
+
 class _GymnasiumBackend:
     """Reference environments batched by Gymnasium's Sync/AsyncVectorEnv (same-step autoreset)."""
 
@@ -175,12 +210,11 @@ class _GymnasiumBackend:
         else:
             # forkserver: workers start from a clean interpreter, so a parent that already runs
             # torch threads cannot hand a locked mutex to a forked child.
-            self._vec = gym.vector.AsyncVectorEnv(
-                env_fns, autoreset_mode=mode, context="forkserver"
-            )
+            self._vec = _AsyncVectorEnv(env_fns, autoreset_mode=mode, context="forkserver")
         self.num_envs = num_envs
         self.single_observation_space = self._vec.single_observation_space
         self.single_action_space = self._vec.single_action_space
+        self.supports_state = task_spec(task).family in SNAPSHOT_FAMILIES
 
     def reset(self, seeds: list[int] | None) -> np.ndarray:
         obs, _ = self._vec.reset(seed=seeds)
@@ -200,6 +234,19 @@ class _GymnasiumBackend:
                 final_obs[i] = infos["final_obs"][i]
                 success[i] = final_info["success"][i]
         return BackendStep(obs, reward, terminated, truncated, final_obs, success)
+
+    def get_state(self) -> list[Any]:
+        # Same-step autoreset keeps no state in the vector env itself, only in its sub-envs.
+        if isinstance(self._vec, _AsyncVectorEnv):
+            return list(self._vec.call("get_state"))
+        return [env.get_state() for env in self._vec.envs]
+
+    def set_state(self, states: list[Any]) -> None:
+        if isinstance(self._vec, _AsyncVectorEnv):
+            self._vec.call_each("set_state", states)
+        else:
+            for env, state in zip(self._vec.envs, states, strict=True):
+                env.set_state(state)
 
     def close(self) -> None:
         self._vec.close()
@@ -228,6 +275,17 @@ class VectorTaskEnv:
         self._return = np.zeros(n, dtype=np.float64)
         self._length = np.zeros(n, dtype=np.int64)
         self._success = np.zeros(n, dtype=bool)
+        self._obs = np.zeros((n, self.obs_dim), dtype=np.float32)  # the last observations returned
+
+    @property
+    def supports_state(self) -> bool:
+        """Whether :meth:`get_state` / :meth:`set_state` work with this backend."""
+        return self._backend.supports_state
+
+    @property
+    def at_episode_start(self) -> bool:
+        """True when every sub-environment has just started an episode (no step taken in it)."""
+        return self._started and not self._length.any()
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset all sub-environments and return ``(N, obs_dim)`` float32 observations.
@@ -244,7 +302,8 @@ class VectorTaskEnv:
         self._return[:] = 0.0
         self._length[:] = 0
         self._success[:] = False
-        return np.asarray(obs, dtype=np.float32)
+        self._obs = np.array(obs, dtype=np.float32)
+        return self._obs.copy()
 
     def step(self, actions: np.ndarray) -> VecStep:
         """Advance every sub-environment by one step; ``actions`` is ``(N, act_dim)``, clipped."""
@@ -269,8 +328,9 @@ class VectorTaskEnv:
         self._return[done] = 0.0
         self._length[done] = 0
         self._success[done] = False
+        self._obs = np.array(out.obs, dtype=np.float32)
         return VecStep(
-            obs=np.asarray(out.obs, dtype=np.float32),
+            obs=self._obs.copy(),
             reward=np.asarray(out.reward, dtype=np.float32),
             terminated=terminated,
             truncated=truncated,
@@ -279,6 +339,65 @@ class VectorTaskEnv:
             episode_length=episode_length,
             episode_success=episode_success,
         )
+
+    def get_state(self) -> dict[str, Any]:
+        """Snapshot of the whole vector environment, to continue it later exactly.
+
+        Holds, per sub-environment, everything its future depends on: MuJoCo's integration state,
+        the episode's step count, the task/goal/layout state and every random generator (layouts,
+        reset noise); plus this wrapper's episode accumulators (return, length, success) and the
+        last observations. Plain picklable data (NumPy arrays, numbers, dicts), safe to put in a
+        checkpoint. Given the same actions, an environment restored with :meth:`set_state`
+        produces exactly the observations, rewards, ends of episodes and statistics this one
+        would have.
+
+        Raises:
+            NotImplementedError: the backend cannot export its state (envpool; ``gym:`` tasks).
+        """
+        self._require_state_support()
+        if not self._started:
+            raise RuntimeError("call reset() before get_state(): there is no state yet")
+        return {
+            "task": self.task,
+            "num_envs": self.num_envs,
+            "envs": self._backend.get_state(),
+            "episode_return": self._return.copy(),
+            "episode_length": self._length.copy(),
+            "episode_success": self._success.copy(),
+            "obs": self._obs.copy(),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> np.ndarray:
+        """Continue from a :meth:`get_state` snapshot instead of resetting; returns the current
+        ``(N, obs_dim)`` observations (those the snapshotted environment last returned).
+
+        The snapshot may come from another process and from either vectorization (``sync`` or
+        ``async``), but must be of the same task and number of sub-environments.
+
+        Raises:
+            ValueError: the snapshot is of another task or number of sub-environments.
+            NotImplementedError: the backend cannot load a state (envpool; ``gym:`` tasks).
+        """
+        self._require_state_support()
+        if state["task"] != self.task or state["num_envs"] != self.num_envs:
+            raise ValueError(
+                f"environment snapshot of {state['task']!r} × {state['num_envs']} cannot be loaded"
+                f" into {self.task!r} × {self.num_envs}"
+            )
+        self._backend.set_state(state["envs"])
+        self._return[:] = state["episode_return"]
+        self._length[:] = state["episode_length"]
+        self._success[:] = state["episode_success"]
+        self._obs = np.array(state["obs"], dtype=np.float32)
+        self._seeded = self._started = True
+        return self._obs.copy()
+
+    def _require_state_support(self) -> None:
+        if not self.supports_state:
+            raise NotImplementedError(
+                f"the {type(self._backend).__name__} of {self.task!r} cannot snapshot its"
+                " environments' state"
+            )
 
     def close(self) -> None:
         """Release the simulators (and worker processes or threads)."""

@@ -11,6 +11,13 @@ import numpy as np
 from sphere_rl.envs.h1.model import FRAME_SKIP, CollisionMode, load_h1_model
 from sphere_rl.envs.h1.readout import H1Readout
 from sphere_rl.envs.h1.tasks import H1TaskSpec, get_task
+from sphere_rl.envs.snapshot import (
+    StatefulTimeLimit,
+    get_physics_state,
+    get_rng_state,
+    set_physics_state,
+    set_rng_state,
+)
 
 # HumanoidBench perturbs every qpos entry (quaternion included) uniformly by this much at reset.
 RESET_NOISE = 0.01
@@ -27,6 +34,7 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
       reached the task's success bar (so on the final step it is the episode's success).
 
     Time limits are not applied here; :func:`make_h1_env` adds gymnasium's ``TimeLimit``.
+    ``get_state()`` / ``set_state()`` snapshot and restore the environment mid-episode.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -134,6 +142,23 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
         info["success"] = 1.0 if task.is_success(self._episode_return) else 0.0
         return self._observation(), reward, task.is_terminated(self.readout), False, info
 
+    def get_state(self) -> dict[str, Any]:
+        """Everything the next steps and resets depend on: MuJoCo's integration state, the episode
+        return so far (success), the reset-noise generator and a pending factory seed."""
+        return {
+            "physics": get_physics_state(self.model, self.data),
+            "episode_return": self._episode_return,
+            "pending_seed": self._pending_seed,
+            "rng": get_rng_state(self),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`get_state` snapshot (of any H1 env of the same task)."""
+        set_physics_state(self.model, self.data, state["physics"])
+        self._episode_return = float(state["episode_return"])
+        self._pending_seed = state["pending_seed"]
+        set_rng_state(self, state["rng"])
+
     def render(self) -> np.ndarray | None:
         """RGB frame of the current state (``render_mode="rgb_array"``), else ``None``."""
         if self.render_mode != "rgb_array":
@@ -159,7 +184,8 @@ def make_h1_env(
     height: int = 256,
     max_episode_steps: int | None = None,
 ) -> gym.Env:
-    """Build the H1 environment for ``task`` (a key of ``H1_TASKS``), wrapped in ``TimeLimit``.
+    """Build the H1 environment for ``task`` (a key of ``H1_TASKS``), wrapped in ``TimeLimit``
+    (with ``get_state``/``set_state`` covering the step count too).
 
     Options are explicit keywords (not ``**kwargs``) so that a caller can validate a set of
     options against this signature before building environments in worker processes.
@@ -191,4 +217,4 @@ def make_h1_env(
         height=height,
     )
     env.seed_next_reset(seed)
-    return gym.wrappers.TimeLimit(env, max_episode_steps=max_steps)
+    return StatefulTimeLimit(env, max_episode_steps=max_steps)
