@@ -93,6 +93,9 @@ class ExperimentConfig(PPOConfig):
     diag_interval: int = 100_000
     diag_samples: int = 256
     diag_entk: bool = True
+    # Also diagnose on one probe batch fixed for the whole run (an equal share of every task's
+    # probe states), logged under "fixed/…", so curves are comparable across task boundaries.
+    diag_fixed_probe: bool = False
     checkpoint_interval: int = 100_000
     device: str = "cpu"
     # Intra-op threads for torch; 0 keeps torch's default. One thread is fastest for PPO-sized

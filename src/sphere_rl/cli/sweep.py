@@ -43,6 +43,13 @@ def sweep(
     config: Annotated[
         Path | None, Opt(help="JSON file with more configuration keys (as for sphere train).")
     ] = None,
+    vary: Annotated[
+        list[str] | None,
+        Opt(
+            help="Another grid axis, KEY=V1,V2 (e.g. rho=1e-3,1e-2); repeatable. Each"
+            " combination's runs go into OUT/KEY=V,.../."
+        ),
+    ] = None,
     out: Annotated[Path, Opt(help="Parent directory of the run directories.")] = Path("runs"),
     address: Annotated[
         str | None, Opt(help="Join this Ray cluster (ray://HOST:10001, HOST:6379, auto).")
@@ -63,7 +70,14 @@ def sweep(
     checkpoints. A failing run never stops the others; failures are listed at the end (exit 1).
     """
     from sphere_rl.config import ConfigError
-    from sphere_rl.sweep import SweepGrid, expand_grid, parse_names, parse_seeds, plan_runs
+    from sphere_rl.sweep import (
+        SweepGrid,
+        expand_grid,
+        parse_names,
+        parse_seeds,
+        parse_variation,
+        plan_runs,
+    )
 
     base: dict[str, Any] = {}
     if config is not None:
@@ -80,14 +94,16 @@ def sweep(
     if address is not None and num_cpus is not None:
         fail("--num-cpus sizes a local Ray instance; a cluster given by --address has its own")
     try:
+        variations = dict(parse_variation(text) for text in vary or [])
         grid = SweepGrid(
             methods=parse_names(methods),
             seeds=parse_seeds(seeds),
             protocols=parse_names(protocols),
             benchmarks=parse_names(benchmark) if benchmark else [None],  # None: keep base's
             base=base,
+            variations=variations,
         )
-        plans = plan_runs(expand_grid(grid), out, retry_failed)
+        plans = plan_runs(expand_grid(grid), out, retry_failed, list(variations))
     except ConfigError as err:
         fail(str(err))
     if gpus_per_run > 0 and all(p.cfg.device == "cpu" for p in plans):

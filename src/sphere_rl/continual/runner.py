@@ -94,6 +94,7 @@ class ContinualRunner:
         self.metrics = JsonlLog(self.run_dir / "metrics.jsonl")
         self.eval_records: list[dict[str, Any]] = []
         self._probes: dict[int, np.ndarray] = {}
+        self._fixed: np.ndarray | None = None
         self.agent: PPOAgent | None = None
         self.initial_actor: dict[str, torch.Tensor] | None = None
         self._restored_from: dict[str, Any] | None = None
@@ -374,15 +375,43 @@ class ContinualRunner:
             self._probes[t] = probe_states(
                 self.tasks[t], cfg.diag_samples, seed, env_backend=cfg.env_backend
             )
-        obs = self.agent.obs_tensor(self._probes[t])
-        report = plasticity_report(
-            self.agent.actor, obs, initial_state=self.initial_actor, include_entk=cfg.diag_entk
-        )
+        probes = {"": self._probes[t]}
+        if cfg.diag_fixed_probe:
+            probes["fixed/"] = self._fixed_probe()
+        report = {}
+        for prefix, states in probes.items():
+            metrics = plasticity_report(
+                self.agent.actor,
+                self.agent.obs_tensor(states),
+                initial_state=self.initial_actor,
+                include_entk=cfg.diag_entk,
+            )
+            report.update({prefix + key: value for key, value in metrics.items()})
         self._log({"kind": "diag", "global_step": self.state.global_step, "task_index": t,
                    "task": self.tasks[t], **report})  # fmt: skip
         rank = report.get("entk/effective_rank")
         if rank is not None:
             self.progress.update(self.state.global_step, rank=f"{rank:.1f}")
+
+    def _fixed_probe(self) -> np.ndarray:
+        """One probe batch for the whole run: ``diag_samples`` states split evenly over every
+        task of the sequence, each share drawn from that task's own probe stream."""
+        if self._fixed is None:
+            n_tasks = len(self.tasks)
+            shares = np.diff(np.linspace(0, self.cfg.diag_samples, n_tasks + 1).round()).astype(int)
+            self._fixed = np.concatenate(
+                [
+                    probe_states(
+                        task,
+                        int(share),
+                        derive_seed(self.cfg.seed, PROBE_STREAM, j),
+                        env_backend=self.cfg.env_backend,
+                    )
+                    for j, (task, share) in enumerate(zip(self.tasks, shares, strict=True))
+                    if share > 0
+                ]
+            )
+        return self._fixed
 
     # ----------------------------------------------------------------------------- persistence
     def _log(self, record: dict[str, Any]) -> None:

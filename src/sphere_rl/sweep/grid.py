@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,11 +34,41 @@ def parse_names(text: str) -> list[str]:
     return list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
 
 
+def parse_variation(text: str) -> tuple[str, list[Any]]:
+    """``"rho=1e-3,1e-2"`` → ``("rho", [0.001, 0.01])``: one configuration key and its values.
+
+    Each value is read as JSON where it parses (numbers, ``true``, ``null``) and kept as a string
+    otherwise (``grad``); :func:`expand_grid` validates them like any configuration key.
+
+    Raises:
+        ConfigError: without ``=``, with an empty key or without values.
+    """
+    key, eq, values = text.partition("=")
+    names = [v.strip() for v in values.split(",") if v.strip()]
+    if not eq or not key.strip() or not names:
+        raise ConfigError(f"--vary {text!r}: expected KEY=VALUE[,VALUE...], e.g. rho=1e-3,1e-2")
+    return key.strip(), list(dict.fromkeys(_json_or_text(v) for v in names))
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def variant_name(cfg: ExperimentConfig, keys: list[str]) -> str:
+    """The folder of one variation, e.g. ``rho=0.01,sphere_mode=grad`` (empty without keys)."""
+    return ",".join(f"{key}={getattr(cfg, key)}" for key in keys)
+
+
 @dataclass(frozen=True)
 class SweepGrid:
     """The axes of a sweep, plus the overrides every run shares.
 
     A ``None`` benchmark keeps what ``base`` says (its ``benchmark``, or its ``tasks`` list).
+    ``variations`` adds one axis per configuration key (``{"rho": [1e-3, 1e-2]}``); their runs go
+    into one sub-folder per combination (:func:`variant_name`).
     """
 
     methods: list[str]
@@ -45,14 +76,19 @@ class SweepGrid:
     protocols: list[str]
     benchmarks: list[str | None] = field(default_factory=lambda: [None])
     base: dict[str, Any] = field(default_factory=dict)
+    variations: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
-        return len(self.methods) * len(self.seeds) * len(self.protocols) * len(self.benchmarks)
+        size = len(self.methods) * len(self.seeds) * len(self.protocols) * len(self.benchmarks)
+        for values in self.variations.values():
+            size *= len(values)
+        return size
 
 
 def expand_grid(grid: SweepGrid) -> list[ExperimentConfig]:
-    """One validated configuration per grid point, in benchmark, method, protocol, seed order.
+    """One validated configuration per grid point, in variation, benchmark, method, protocol,
+    seed order.
 
     Raises:
         ConfigError: listing the problems of every invalid point (each distinct message once),
@@ -61,9 +97,17 @@ def expand_grid(grid: SweepGrid) -> list[ExperimentConfig]:
     if grid.size == 0:
         raise ConfigError("the sweep is empty: give at least one method, seed and protocol")
     configs, problems = [], {}
-    axes = itertools.product(grid.benchmarks, grid.methods, grid.protocols, grid.seeds)
-    for benchmark, method, protocol, seed in axes:
-        overrides = {**grid.base, "method": method, "protocol": protocol, "seed": seed}
+    keys = list(grid.variations)
+    axes = itertools.product(
+        itertools.product(*grid.variations.values()),
+        grid.benchmarks,
+        grid.methods,
+        grid.protocols,
+        grid.seeds,
+    )
+    for values, benchmark, method, protocol, seed in axes:
+        overrides = {**grid.base, **dict(zip(keys, values, strict=True))}
+        overrides.update(method=method, protocol=protocol, seed=seed)
         if benchmark is not None:
             overrides["benchmark"] = benchmark
         try:

@@ -14,6 +14,7 @@ from pathlib import Path
 from sphere_rl.config import ExperimentConfig, config_diff
 from sphere_rl.continual.rundir import read_json
 from sphere_rl.continual.runner import run_dir_name
+from sphere_rl.sweep.grid import variant_name
 
 NEW, RESUME, SKIP, RETRY, CONFLICT = "new", "resume", "skip", "retry", "conflict"
 
@@ -26,10 +27,11 @@ class PlannedRun:
     note: str = ""
     state: str = "new"  # what status.json said: new | running | finished | failed
     global_step: int = 0  # where the run stood
+    variant: str = ""  # the sub-folder of a --vary combination
 
     @property
     def name(self) -> str:
-        return self.run_dir.name
+        return f"{self.variant}/{self.run_dir.name}" if self.variant else self.run_dir.name
 
     @property
     def submit(self) -> bool:
@@ -37,32 +39,43 @@ class PlannedRun:
         return self.action in (NEW, RESUME, RETRY)
 
 
-def plan_run(cfg: ExperimentConfig, out: Path, retry_failed: bool = False) -> PlannedRun:
-    """Read ``out/<run_dir_name(cfg)>`` and decide what to do with it (see the module doc)."""
-    run_dir = (Path(out) / run_dir_name(cfg)).absolute()
+def plan_run(
+    cfg: ExperimentConfig, out: Path, retry_failed: bool = False, variant: str = ""
+) -> PlannedRun:
+    """Read ``out/[variant/]<run_dir_name(cfg)>`` and decide what to do with it (see the module
+    doc)."""
+    run_dir = (Path(out) / variant / run_dir_name(cfg)).absolute()
     config_path = run_dir / "config.json"
     if not config_path.exists():
-        return PlannedRun(cfg, run_dir, NEW)
+        return PlannedRun(cfg, run_dir, NEW, variant=variant)
     diff = config_diff(read_json(config_path), cfg.to_dict())
     if diff:
-        return PlannedRun(cfg, run_dir, CONFLICT, f"holds a different configuration ({diff})")
+        note = f"holds a different configuration ({diff})"
+        return PlannedRun(cfg, run_dir, CONFLICT, note, variant=variant)
     status_path = run_dir / "status.json"
     status = read_json(status_path) if status_path.exists() else {"state": "running"}
     state, step = status.get("state", "running"), status.get("global_step", 0)
     if state == "finished":
-        return PlannedRun(cfg, run_dir, SKIP, "already finished", state, step)
-    if state == "failed":
-        note = f"failed before: {status.get('error')}"
+        action, note = SKIP, "already finished"
+    elif state == "failed":
         # A run fails deterministically (NaN loss) when resumed the same way: don't burn time.
-        return PlannedRun(cfg, run_dir, RETRY if retry_failed else SKIP, note, state, step)
-    return PlannedRun(cfg, run_dir, RESUME, f"interrupted at step {step:,}", state, step)
+        action, note = (RETRY if retry_failed else SKIP), f"failed before: {status.get('error')}"
+    else:
+        action, note = RESUME, f"interrupted at step {step:,}"
+    return PlannedRun(cfg, run_dir, action, note, state, step, variant)
 
 
 def plan_runs(
-    configs: Sequence[ExperimentConfig], out: Path, retry_failed: bool = False
+    configs: Sequence[ExperimentConfig],
+    out: Path,
+    retry_failed: bool = False,
+    vary: Sequence[str] = (),
 ) -> list[PlannedRun]:
-    """Plan every configuration; two configurations sharing a run directory are a conflict."""
-    plans = [plan_run(cfg, out, retry_failed) for cfg in configs]
+    """Plan every configuration; two configurations sharing a run directory are a conflict.
+
+    ``vary``: the keys of the grid's variations, which name each run's sub-folder.
+    """
+    plans = [plan_run(cfg, out, retry_failed, variant_name(cfg, list(vary))) for cfg in configs]
     seen: dict[Path, int] = {}
     for i, plan in enumerate(plans):
         if plan.run_dir in seen:
