@@ -39,6 +39,7 @@ from sphere_rl.continual.rundir import (
     write_eval_csv,
 )
 from sphere_rl.envs import make_vector_env, resolve_tasks
+from sphere_rl.envs.registry import task_options
 from sphere_rl.methods import build_agent, resolve_method
 
 # Stream identifiers for derive_seed: each random stream of a run has its own key.
@@ -171,6 +172,7 @@ class ContinualRunner:
         env = make_vector_env(
             task, cfg.num_envs, seed=derive_seed(cfg.seed, ENV_STREAM, t),
             vectorization=cfg.vectorization, backend=cfg.env_backend,
+            **task_options(task, h1_feet=cfg.h1_feet),
         )  # fmt: skip
         segment = max(1, cfg.checkpoint_interval // cfg.steps_per_iteration)
         obs = None
@@ -297,8 +299,9 @@ class ContinualRunner:
         for j in eval_tasks:
             seed = derive_seed(self.cfg.seed, EVAL_STREAM, j)
             result = evaluate(
-                self.agent, self.tasks[j], self.cfg.eval_episodes, seed, self.cfg.env_backend
-            )
+                self.agent, self.tasks[j], self.cfg.eval_episodes, seed, self.cfg.env_backend,
+                **task_options(self.tasks[j], h1_feet=self.cfg.h1_feet),
+            )  # fmt: skip
             record = {
                 "kind": "eval",
                 "eval_kind": kind,
@@ -328,8 +331,9 @@ class ContinualRunner:
         if t not in self._probes:
             seed = derive_seed(cfg.seed, PROBE_STREAM, t)
             self._probes[t] = probe_states(
-                self.tasks[t], cfg.diag_samples, seed, env_backend=cfg.env_backend
-            )
+                self.tasks[t], cfg.diag_samples, seed, env_backend=cfg.env_backend,
+                **task_options(self.tasks[t], h1_feet=cfg.h1_feet),
+            )  # fmt: skip
         obs = self.agent.obs_tensor(self._probes[t])
         report = plasticity_report(
             self.agent.actor, obs, initial_state=self.initial_actor, include_entk=cfg.diag_entk
