@@ -37,8 +37,8 @@ def entk_command(
     from sphere_rl.continual.evaluation import probe_states
     from sphere_rl.continual.loading import load_agent
     from sphere_rl.continual.runner import PROBE_STREAM, derive_seed
-    from sphere_rl.metrics import entk_effective_rank, sphere_proxy_rank
     from sphere_rl.envs.registry import task_options
+    from sphere_rl.metrics import entk_effective_rank, sphere_proxy_rank
 
     if samples < 1:
         console.print(f"[red]error:[/red] --samples must be >= 1, got {samples}")
