@@ -115,7 +115,7 @@ def record_video(
         RuntimeError: when no OpenGL backend works for offscreen rendering.
         ValueError: for a path that is not a ``.gif`` or ``.mp4`` file.
     """
-    from sphere_rl.envs.render import render_frame
+    from sphere_rl.envs.render import close_renderer, render_frame
 
     video_format(path)  # fail before running the episode
     env = make_env(task, seed=seed, **task_kwargs)
@@ -145,6 +145,7 @@ def record_video(
         grab(step)  # the final state, with the episode's success
     finally:
         agent.actor.train(was_training)
+        close_renderer(env)
         env.close()
     write_video(frames, path)
     return {"success": success, "return": total, "steps": float(step)}
