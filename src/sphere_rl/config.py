@@ -69,6 +69,9 @@ class ExperimentConfig(PPOConfig):
     n_experts: int = 10
     top_k: int = 2
     temperature: float = 1.0
+    # "release": Flax's lecun_normal + zero biases on every layer, as the authors' code (nn/init.py);
+    # "orthogonal": CleanRL/SB3's orthogonal init (√2 hidden, 0.01 policy/gate heads).
+    init: str = "release"
     # SPHERE
     rho: float = 1e-3
     sphere_mode: str = "grad"
@@ -87,6 +90,8 @@ class ExperimentConfig(PPOConfig):
     # Environments
     env_backend: str = "metaworld"
     vectorization: str = "sync"
+    # H1 foot collider: HumanoidBench's 30 cm × 3 cm sole, or Menagerie's ankle mesh (envs/h1/model.py).
+    h1_feet: str = "humanoidbench"
     # Evaluation, diagnostics, checkpoints
     eval_interval: int = 100_000
     eval_episodes: int = 10
@@ -198,6 +203,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "ppo10x_width": ("release", "param_matched"),
     "env_backend": ("metaworld", "envpool", "auto"),
     "vectorization": ("sync", "async"),
+    "init": ("release", "orthogonal"),
+    "h1_feet": ("humanoidbench", "menagerie"),
 }
 POSITIVE = {
     "steps_per_task", "num_envs", "num_steps", "minibatch_size", "update_epochs", "lr",

@@ -32,6 +32,7 @@ from sphere_rl.nn import (
     param_matched_width,
     release_width,
 )
+from sphere_rl.nn.init import initialize_
 from sphere_rl.regularizers.hooks import SphereRegularizer
 
 
@@ -235,6 +236,8 @@ def build_agent(cfg: ExperimentConfig, obs_dim: int, act_dim: int) -> PPOAgent:
     arch, regs = resolve_method(cfg)
     actor = build_actor(arch, obs_dim, act_dim, cfg)
     critic = build_critic(arch, obs_dim, cfg)
+    for network in (actor, critic):  # before plug-ins record initial weights or add layers
+        initialize_(network, cfg.init)
     plugins = [(REGULARIZERS.get(name) or CALLBACKS[name])(cfg) for name in regs]
     for plugin in plugins:  # structural changes (e.g. Parseval's diagonal layers) before optimisers
         if hasattr(plugin, "prepare_actor"):

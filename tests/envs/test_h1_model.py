@@ -108,7 +108,7 @@ def test_start_pose_kinematics(flat):
 
 def test_mesh_and_primitive_collision_modes():
     mesh = load_h1_model("flat", "mesh")
-    primitive = load_h1_model("flat", "primitive")
+    primitive = load_h1_model("flat", "primitive", feet="menagerie")
     colliding = lambda m: [  # noqa: E731
         g for g in range(m.ngeom) if m.geom_contype[g] and m.geom_bodyid[g] != 0
     ]

