@@ -170,8 +170,10 @@ def test_per_parameter_combination_equals_flat_definition(pcgrad, conflict):
     flat_reg = torch.randn(31, dtype=torch.float64)
     flat_reg[25:] = 0
     flat_reg = flat_reg - (3.0 if conflict else -3.0) * flat_base * (flat_reg != 0)
-    base = [t.view(s).clone() for t, s in zip(flat_base.split([12, 5, 8, 6]), shapes)]
-    reg = [t.view(s).clone() for t, s in zip(flat_reg.split([12, 5, 8, 6]), shapes)][:3] + [None]
+    sizes = [12, 5, 8, 6]
+    base = [t.view(s).clone() for t, s in zip(flat_base.split(sizes), shapes, strict=True)]
+    reg = [t.view(s).clone() for t, s in zip(flat_reg.split(sizes), shapes, strict=True)]
+    reg[3] = None
     expected, expected_stats = combine_flat_gradients(flat_base, flat_reg, 0.37, pcgrad)
     combined, stats = combine_parameter_gradients(base, reg, 0.37, pcgrad)
     torch.testing.assert_close(torch.cat([c.reshape(-1) for c in combined]), expected)

@@ -102,8 +102,8 @@ class _GroupedLinear(torch.autograd.Function):
         grad_x = torch.empty_like(x) if need_x else None
         grad_w = torch.empty_like(weight) if need_w else None
         grad_b = weight.new_empty(weight.shape[0], weight.shape[-1]) if need_b else None
-        idle = [e for e, (start, stop) in enumerate(zip(ctx.plan.offsets, ctx.plan.offsets[1:]))
-                if stop == start]  # fmt: skip
+        bounds = zip(ctx.plan.offsets[:-1], ctx.plan.offsets[1:], strict=True)
+        idle = [e for e, (start, stop) in enumerate(bounds) if stop == start]
         if idle:  # experts that received no state: zero gradient, as in the dense path
             for grad in (grad_w, grad_b):
                 if grad is not None:

@@ -40,7 +40,6 @@ from sphere_rl.nn.layers import (
 from sphere_rl.nn.mlp import DEFAULT_HIDDEN
 from sphere_rl.nn.policy import GaussianActor, PolicyOutput
 
-
 DISPATCH_MODES = ("sparse", "dense")
 
 
