@@ -140,3 +140,17 @@ def test_hidden_sequence_indexing():
     assert out_s.expert_features.shape == (8, 5, 7)
     with pytest.raises(IndexError):
         out_s.hidden[3]
+
+
+def test_torch_func_jacobian_through_a_sparse_actor_equals_autograd():
+    sparse, dense = _pair(seed=8)
+    obs = torch.randn(5, 6, dtype=torch.float64)
+    params = dict(sparse.named_parameters())
+    jac = torch.func.jacrev(lambda p: torch.func.functional_call(sparse, p, (obs,)).mean)(params)
+    out = dense(obs).mean
+    for name in ("experts.linears.0.weight", "gate.linears.1.weight"):
+        row = torch.autograd.grad(
+            out[2, 1], dict(dense.named_parameters())[name], retain_graph=True
+        )[0]
+        torch.testing.assert_close(jac[name][2, 1], row)
+    assert sparse.dispatch == "sparse"

@@ -136,7 +136,7 @@ class TopKMoEActor(_MoEActor):
         dispatch: ``"sparse"`` computes each expert only on the states routed to it (about ``k/E``
             of the dense FLOPs); ``"dense"`` computes every expert on every state. Both give the
             same outputs and gradients up to float rounding; the attribute may be changed at any
-            time (see :func:`dense_dispatch`).
+            time (see :func:`dense_dispatch`). Under ``torch.func`` transforms the dense path runs.
     """
 
     def __init__(
@@ -162,7 +162,13 @@ class TopKMoEActor(_MoEActor):
         return topk_routing(logits, self.top_k, self.temperature)
 
     def forward(self, obs: Tensor) -> PolicyOutput:
-        if self.dispatch == "dense" or not self.experts.supports_grouped:
+        # torch.func transforms (jacrev, vmap) cannot see through the grouped matmul's hand-written
+        # backward; the dense path computes the same function.
+        if (
+            self.dispatch == "dense"
+            or not self.experts.supports_grouped
+            or torch._C._are_functorch_transforms_active()
+        ):
             return super().forward(obs)
         logits = self.gate_head(self.gate(obs)[-1])
         weights, top_index = topk_select(logits, self.top_k, self.temperature)
