@@ -61,6 +61,28 @@ def _reference_optimizers(agent: PPOAgent) -> None:
     )
 
 
+def _fused_optimizers(agent: PPOAgent) -> None:
+    """Fused Adam (one kernel for all parameters), for ``--fused-adam``."""
+    agent.actor_optimizer = torch.optim.Adam(
+        agent.actor.parameters(), agent.config.lr, eps=1e-5, fused=True
+    )
+    agent.critic_optimizer = torch.optim.Adam(
+        agent.critic.parameters(), agent.config.lr, eps=1e-5, fused=True
+    )
+
+
+@contextlib.contextmanager
+def fused_adam(enabled: bool) -> Iterator[None]:
+    """Agents built inside use fused Adam (a preview of that change to ``PPOAgent``)."""
+    reset = PPOAgent.reset_optimizers
+    if enabled:
+        PPOAgent.reset_optimizers = _fused_optimizers
+    try:
+        yield
+    finally:
+        PPOAgent.reset_optimizers = reset
+
+
 @contextlib.contextmanager
 def reference_learner() -> Iterator[None]:
     """Agents built inside use the reference learner (dense dispatch, single-tensor Adam)."""
@@ -80,12 +102,14 @@ def reference_learner() -> Iterator[None]:
         methods.build_actor, PPOAgent.reset_optimizers = build_actor, reset
 
 
-def _update_agent(obs_dim: int, act_dim: int, batch: int, reference: bool, sphere: bool):
+def _update_agent(
+    obs_dim: int, act_dim: int, batch: int, reference: bool, sphere: bool, fused: bool = False
+):
     """An agent and a one-minibatch rollout: ``agent.update`` then runs exactly one update."""
     cfg = build_config({"method": "sphere" if sphere else "topk_moe", "minibatch_size": batch,
                         "num_envs": 1, "num_steps": batch, "update_epochs": 1})  # fmt: skip
     torch.manual_seed(0)
-    with reference_learner() if reference else contextlib.nullcontext():
+    with reference_learner() if reference else fused_adam(fused):
         agent = build_agent(cfg, obs_dim, act_dim)
     buf = RolloutBuffer.empty(batch, 1, obs_dim, act_dim, "cpu")
     buf.obs.normal_()
@@ -98,15 +122,16 @@ def _update_agent(obs_dim: int, act_dim: int, batch: int, reference: bool, spher
 
 
 def time_updates(
-    obs_dim: int, act_dim: int, batch: int, threads: int, repeats: int
+    obs_dim: int, act_dim: int, batch: int, threads: int, repeats: int, fused: bool = False
 ) -> dict[str, dict[str, float]]:
     """Median wall and CPU milliseconds of one minibatch update per variant, at ``threads``."""
     torch.set_num_threads(threads)
+    shape = (obs_dim, act_dim, batch)
     variants = {
-        "reference": _update_agent(obs_dim, act_dim, batch, reference=True, sphere=False)[1],
-        "topk_moe": _update_agent(obs_dim, act_dim, batch, reference=False, sphere=False)[1],
-        "sphere": _update_agent(obs_dim, act_dim, batch, reference=False, sphere=True)[1],
-        "reference_sphere": _update_agent(obs_dim, act_dim, batch, reference=True, sphere=True)[1],
+        "reference": _update_agent(*shape, reference=True, sphere=False)[1],
+        "topk_moe": _update_agent(*shape, reference=False, sphere=False, fused=fused)[1],
+        "sphere": _update_agent(*shape, reference=False, sphere=True, fused=fused)[1],
+        "reference_sphere": _update_agent(*shape, reference=True, sphere=True)[1],
     }
     samples = {name: ([], []) for name in variants}
     for rep in range(repeats + 2):  # two warm-up rounds
@@ -145,7 +170,9 @@ def busy_core(enabled: bool) -> Iterator[None]:
             proc.terminate()
 
 
-def training_throughput(preset: str, method: str, full: bool, reference: bool) -> dict:
+def training_throughput(
+    preset: str, method: str, full: bool, reference: bool, fused: bool = False
+) -> dict:
     """Train three iterations on the preset's first task; report the steady-state iterations."""
     overrides = {"preset": preset, "method": method, "eval_episodes": 1, "diag_entk": False,
                  "diag_samples": 8, "eval_interval": 10**12, "diag_interval": 10**12,
@@ -162,7 +189,7 @@ def training_throughput(preset: str, method: str, full: bool, reference: bool) -
         }
     )
     with tempfile.TemporaryDirectory() as tmp:
-        with reference_learner() if reference else contextlib.nullcontext():
+        with reference_learner() if reference else fused_adam(fused):
             ContinualRunner.open(cfg, Path(tmp) / "run", show_progress=False).run()
         train = load_run(Path(tmp) / "run").train[1:]  # the first iteration includes warm-up
     return {
@@ -180,11 +207,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--busy", action="store_true", help="also time with one core kept busy")
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument(
+        "--fused-adam", action="store_true", help="current learner with fused Adam (preview)"
+    )
     args = parser.parse_args()
     presets = args.presets.split(",")
     print(
         f"torch {torch.__version__}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')},"
-        f" cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}"
+        f" cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f},"
+        f" current learner's Adam: {'fused' if args.fused_adam else 'as PPOAgent builds it'}"
     )
 
     print("\n== One PPO minibatch update, paper Top-K MoE (E=10, k=2, 3x256), dense 3x256 critic")
@@ -197,7 +228,9 @@ def main() -> None:
             for preset in presets:
                 obs_dim, act_dim, batch = SHAPES[preset]
                 for threads in [int(t) for t in args.threads.split(",")]:
-                    t = time_updates(obs_dim, act_dim, batch, threads, args.repeats)
+                    t = time_updates(
+                        obs_dim, act_dim, batch, threads, args.repeats, args.fused_adam
+                    )
                     ref, topk, sph = t["reference"], t["topk_moe"], t["sphere"]
                     if threads == 1:
                         one_thread[(preset, busy)] = topk
@@ -222,7 +255,9 @@ def main() -> None:
     for preset in presets:
         for method in ("topk_moe", "sphere"):
             runs = {
-                name: training_throughput(preset, method, args.full, reference=name == "reference")
+                name: training_throughput(
+                    preset, method, args.full, name == "reference", args.fused_adam
+                )
                 for name in ("reference", "current")
             }
             ref, cur = runs["reference"], runs["current"]

@@ -104,10 +104,10 @@ class _GroupedLinear(torch.autograd.Function):
         grad_b = weight.new_empty(weight.shape[0], weight.shape[-1]) if need_b else None
         bounds = zip(ctx.plan.offsets[:-1], ctx.plan.offsets[1:], strict=True)
         idle = [e for e, (start, stop) in enumerate(bounds) if stop == start]
-        if idle:  # experts that received no state: zero gradient, as in the dense path
+        for e in idle:  # experts that received no state: zero gradient, as in the dense path
             for grad in (grad_w, grad_b):
                 if grad is not None:
-                    grad[idle] = 0
+                    grad[e].zero_()
         for e, start, stop in ctx.plan.expert_rows():
             g = grad_out[start:stop]
             if need_x:
@@ -145,7 +145,7 @@ def combine_pairs(plan: DispatchPlan, weights: Tensor, row_values: Tensor) -> Te
     Returns:
         ``(N, d)``.
     """
-    return torch.einsum("nk,nkd->nd", weights, row_values[plan.pair_row])
+    return torch.bmm(weights.unsqueeze(1), row_values[plan.pair_row]).squeeze(1)
 
 
 def scatter_dense(plan: DispatchPlan, row_values: Tensor) -> Tensor:
