@@ -207,6 +207,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--busy", action="store_true", help="also time with one core kept busy")
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--skip-updates", action="store_true")
+    parser.add_argument("--methods", default="topk_moe,sphere", help="for the training runs")
     parser.add_argument(
         "--fused-adam", action="store_true", help="current learner with fused Adam (preview)"
     )
@@ -223,7 +225,7 @@ def main() -> None:
         "   medians, ms wall / ms CPU; speed-up = reference / topk_moe; SPHERE = sphere / topk_moe"
     )
     one_thread: dict[tuple[str, bool], dict] = {}
-    for busy in (False, True) if args.busy else (False,):
+    for busy in () if args.skip_updates else (False, True) if args.busy else (False,):
         with busy_core(busy):
             for preset in presets:
                 obs_dim, act_dim, batch = SHAPES[preset]
@@ -253,7 +255,7 @@ def main() -> None:
 
     print("\n== Full training (rollout + update) on one core, steady-state iterations")
     for preset in presets:
-        for method in ("topk_moe", "sphere"):
+        for method in args.methods.split(","):
             runs = {
                 name: training_throughput(
                     preset, method, args.full, name == "reference", args.fused_adam
