@@ -4,9 +4,10 @@ steps/s, each against the pre-sparse reference measured in the same run.
     python benchmarks/training_throughput.py                  # quick: a few short iterations
     python benchmarks/training_throughput.py --full           # the presets' real rollout sizes
     python benchmarks/training_throughput.py --skip-training  # minibatch updates and threads only
+    python benchmarks/training_throughput.py --device cuda --threads 1 --presets cw10
 
 *Reference* = what the learner did before sparse dispatch: every expert on every state
-(``dispatch="dense"``) and PyTorch's default CPU Adam (single-tensor, ``foreach=False``). It is
+(``dispatch="dense"``) and PyTorch's default Adam (single-tensor on the CPU). It is
 rebuilt here from the current code, so improvements elsewhere (fewer host syncs) also make the
 reference faster: the printed speed-ups are lower bounds on the gain over the old code.
 
@@ -52,13 +53,9 @@ SHAPES = {"hb5": (51, 19, 64), "cw10": (39, 4, 256)}
 
 
 def _reference_optimizers(agent: PPOAgent) -> None:
-    """The pre-sparse learner's Adam: PyTorch's CPU default, one tensor at a time."""
-    agent.actor_optimizer = torch.optim.Adam(
-        agent.actor.parameters(), agent.config.lr, eps=1e-5, foreach=False
-    )
-    agent.critic_optimizer = torch.optim.Adam(
-        agent.critic.parameters(), agent.config.lr, eps=1e-5, foreach=False
-    )
+    """The pre-sparse learner's Adam: PyTorch's default (one tensor at a time on the CPU)."""
+    agent.actor_optimizer = torch.optim.Adam(agent.actor.parameters(), agent.config.lr, eps=1e-5)
+    agent.critic_optimizer = torch.optim.Adam(agent.critic.parameters(), agent.config.lr, eps=1e-5)
 
 
 def _fused_optimizers(agent: PPOAgent) -> None:
@@ -103,41 +100,50 @@ def reference_learner() -> Iterator[None]:
 
 
 def _update_agent(
-    obs_dim: int, act_dim: int, batch: int, reference: bool, sphere: bool, fused: bool = False
+    obs_dim: int, act_dim: int, batch: int, reference: bool, sphere: bool, fused: bool, device: str
 ):
     """An agent and a one-minibatch rollout: ``agent.update`` then runs exactly one update."""
     cfg = build_config({"method": "sphere" if sphere else "topk_moe", "minibatch_size": batch,
-                        "num_envs": 1, "num_steps": batch, "update_epochs": 1})  # fmt: skip
+                        "num_envs": 1, "num_steps": batch, "update_epochs": 1,
+                        "device": device})  # fmt: skip
     torch.manual_seed(0)
     with reference_learner() if reference else fused_adam(fused):
         agent = build_agent(cfg, obs_dim, act_dim)
-    buf = RolloutBuffer.empty(batch, 1, obs_dim, act_dim, "cpu")
+    buf = RolloutBuffer.empty(batch, 1, obs_dim, act_dim, device)
     buf.obs.normal_()
     buf.actions.normal_()
     with torch.no_grad():
         _, log_probs, values = agent.act(buf.obs[:, 0])
     buf.log_probs[:, 0], buf.values[:, 0] = log_probs, values
-    adv, returns = torch.randn(batch, 1), torch.randn(batch, 1)
+    adv, returns = torch.randn(batch, 1, device=device), torch.randn(batch, 1, device=device)
     return agent, lambda: agent.update(buf, adv, returns)
 
 
 def time_updates(
-    obs_dim: int, act_dim: int, batch: int, threads: int, repeats: int, fused: bool = False
+    obs_dim: int,
+    act_dim: int,
+    batch: int,
+    threads: int,
+    repeats: int,
+    fused: bool = False,
+    device: str = "cpu",
 ) -> dict[str, dict[str, float]]:
     """Median wall and CPU milliseconds of one minibatch update per variant, at ``threads``."""
     torch.set_num_threads(threads)
     shape = (obs_dim, act_dim, batch)
     variants = {
-        "reference": _update_agent(*shape, reference=True, sphere=False)[1],
-        "topk_moe": _update_agent(*shape, reference=False, sphere=False, fused=fused)[1],
-        "sphere": _update_agent(*shape, reference=False, sphere=True, fused=fused)[1],
-        "reference_sphere": _update_agent(*shape, reference=True, sphere=True)[1],
+        "reference": _update_agent(*shape, True, False, False, device)[1],
+        "topk_moe": _update_agent(*shape, False, False, fused, device)[1],
+        "sphere": _update_agent(*shape, False, True, fused, device)[1],
+        "reference_sphere": _update_agent(*shape, True, True, False, device)[1],
     }
     samples = {name: ([], []) for name in variants}
     for rep in range(repeats + 2):  # two warm-up rounds
         for name, update in variants.items():
             wall, cpu = time.perf_counter(), time.process_time()
             update()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
             if rep >= 2:
                 samples[name][0].append(time.perf_counter() - wall)
                 samples[name][1].append(time.process_time() - cpu)
@@ -171,10 +177,11 @@ def busy_core(enabled: bool) -> Iterator[None]:
 
 
 def training_throughput(
-    preset: str, method: str, full: bool, reference: bool, fused: bool = False
+    preset: str, method: str, full: bool, reference: bool, fused: bool = False, device: str = "cpu"
 ) -> dict:
     """Train three iterations on the preset's first task; report the steady-state iterations."""
     overrides = {"preset": preset, "method": method, "eval_episodes": 1, "diag_entk": False,
+                 "device": device,
                  "diag_samples": 8, "eval_interval": 10**12, "diag_interval": 10**12,
                  "checkpoint_interval": 10**12, "torch_threads": 1}  # fmt: skip
     if not full:
@@ -203,6 +210,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="use the presets' real rollout sizes")
     parser.add_argument("--presets", default="hb5,cw10")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", default="1,2", help="thread counts for the update timings")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--busy", action="store_true", help="also time with one core kept busy")
@@ -215,7 +223,7 @@ def main() -> None:
     args = parser.parse_args()
     presets = args.presets.split(",")
     print(
-        f"torch {torch.__version__}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')},"
+        f"torch {torch.__version__}, device {args.device}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')},"
         f" cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f},"
         f" current learner's Adam: {'fused' if args.fused_adam else 'as PPOAgent builds it'}"
     )
@@ -231,7 +239,7 @@ def main() -> None:
                 obs_dim, act_dim, batch = SHAPES[preset]
                 for threads in [int(t) for t in args.threads.split(",")]:
                     t = time_updates(
-                        obs_dim, act_dim, batch, threads, args.repeats, args.fused_adam
+                        obs_dim, act_dim, batch, threads, args.repeats, args.fused_adam, args.device
                     )
                     ref, topk, sph = t["reference"], t["topk_moe"], t["sphere"]
                     if threads == 1:
@@ -258,7 +266,7 @@ def main() -> None:
         for method in args.methods.split(","):
             runs = {
                 name: training_throughput(
-                    preset, method, args.full, name == "reference", args.fused_adam
+                    preset, method, args.full, name == "reference", args.fused_adam, args.device
                 )
                 for name in ("reference", "current")
             }
