@@ -7,6 +7,7 @@ from sphere_rl.interventions import hidden_units, orthogonal_init, reinitialize_
 from sphere_rl.interventions.units import unit_activations
 from sphere_rl.nn import MLPActor, MLPCritic, TopKMoEActor
 from sphere_rl.nn.layers import HIDDEN_GAIN
+from sphere_rl.nn.moe import dense_dispatch
 
 
 def moe_actor(**kwargs) -> TopKMoEActor:
@@ -34,7 +35,7 @@ def test_activations_are_expert_major():
     actor = moe_actor()
     layers = [u for t in towers(actor, "actor", 0.01) for u in hidden_units(t)]
     obs = torch.randn(10, 6)
-    with torch.no_grad():
+    with torch.no_grad(), dense_dispatch(actor):  # every expert on every state, as the units
         acts = unit_activations(layers, obs)
         expected = actor(obs).hidden
     assert [a.shape for a in acts] == [(4, 10, 8), (4, 10, 5), (1, 10, 8), (1, 10, 5)]

@@ -7,6 +7,7 @@ from sphere_rl.nn import MLPActor, TopKMoEActor
 from sphere_rl.regularizers import (
     apply_regularized_gradients,
     combine_flat_gradients,
+    combine_parameter_gradients,
     gate_penalty,
     routing_weighted_features,
     sphere_loss,
@@ -250,3 +251,39 @@ def test_gate_penalty_is_added_on_top_with_its_own_ratio():
     dense = MLPActor(6, 2, hidden=(10,)).double()(torch.randn(4, 6, dtype=torch.float64))
     with pytest.raises(ValueError, match="needs a Mixture-of-Experts actor"):
         reg.penalty(dense, None, None)
+
+
+@pytest.mark.parametrize("pcgrad", [False, True])
+@pytest.mark.parametrize("conflict", [False, True])
+def test_per_parameter_combination_equals_flat_definition(pcgrad, conflict):
+    torch.manual_seed(4)
+    shapes = [(3, 4), (5,), (2, 2, 2), (6,)]  # the last parameter is unused by the regularizer
+    flat_base = torch.randn(31, dtype=torch.float64)
+    flat_reg = torch.randn(31, dtype=torch.float64)
+    flat_reg[25:] = 0
+    flat_reg = flat_reg - (3.0 if conflict else -3.0) * flat_base * (flat_reg != 0)
+    sizes = [12, 5, 8, 6]
+    base = [t.view(s).clone() for t, s in zip(flat_base.split(sizes), shapes, strict=True)]
+    reg = [t.view(s).clone() for t, s in zip(flat_reg.split(sizes), shapes, strict=True)]
+    reg[3] = None
+    expected, expected_stats = combine_flat_gradients(flat_base, flat_reg, 0.37, pcgrad)
+    combined, stats = combine_parameter_gradients(base, reg, 0.37, pcgrad)
+    torch.testing.assert_close(torch.cat([c.reshape(-1) for c in combined]), expected)
+    assert (stats["cos"] < 0) == conflict
+    for key, value in expected_stats.items():
+        assert stats[key] == pytest.approx(value, rel=1e-10, abs=1e-14), key
+
+
+def test_grad_mode_equals_two_backward_reference_on_sparse_actor():
+    torch.manual_seed(6)
+    actor = TopKMoEActor(6, 2, n_experts=5, top_k=2, hidden=(10, 9)).double()
+    obs = torch.randn(20, 6, dtype=torch.float64)
+    for pcgrad in (False, True):
+        out = actor(obs)
+        base = out.distribution().log_prob(torch.randn(20, 2, dtype=torch.float64)).mean()
+        reg = sphere_loss(out)
+        g_b, g_s = _flat(base, actor), _flat(reg, actor)
+        expected, _ = combine_flat_gradients(g_b, g_s, 1e-3, pcgrad)
+        actor.zero_grad(set_to_none=True)
+        apply_regularized_gradients(list(actor.parameters()), base, reg, "grad", 1e-3, pcgrad)
+        torch.testing.assert_close(_grads(actor), expected, rtol=1e-12, atol=1e-15)

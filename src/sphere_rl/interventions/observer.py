@@ -34,9 +34,14 @@ class MinibatchObserver:
     def penalty(self, output: PolicyOutput, obs: Tensor, agent: object) -> Tensor:
         self.last_obs = obs.detach()
         # Expert-major (E, N, d), the layout of ExpertTrunk's outputs; dense stays (N, d).
-        self.last_hidden = tuple(
-            h.detach().transpose(0, 1) if h.dim() == 3 else h.detach() for h in output.hidden
-        )
+        if output.routed is not None:
+            # Sparse dispatch computed only the selected experts; unit statistics need them all.
+            with torch.no_grad():
+                self.last_hidden = tuple(agent.actor.experts(obs))
+        else:
+            self.last_hidden = tuple(
+                h.detach().transpose(0, 1) if h.dim() == 3 else h.detach() for h in output.hidden
+            )
         return torch.zeros((), device=obs.device)
 
     def minibatch_activations(self, layers: Sequence[UnitLayer], agent) -> list[Tensor]:

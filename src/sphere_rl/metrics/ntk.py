@@ -57,6 +57,7 @@ from torch.func import functional_call
 
 from sphere_rl.metrics.spectral import effective_rank
 from sphere_rl.nn.layers import ExpertLayerNorm, ExpertLinear
+from sphere_rl.nn.moe import dense_dispatch
 
 _TILE = 16  # states per tile for expert Grams: small enough to waste little padding
 _CHUNK_BYTES = 256 * 2**20  # bound on the temporary tile-pair Gram buffer
@@ -515,7 +516,8 @@ def entk(
     leaves = {name: p.detach().requires_grad_(True) for name, p in named.items()}
     # Copies of the buffers absorb in-place updates (e.g. BatchNorm running statistics).
     buffers = {name: b.clone() for name, b in actor.named_buffers()}
-    with torch.enable_grad(), _record_known_calls(actor) as calls:
+    # Every expert on every state: the structured kernel expects the state axis in each layer.
+    with torch.enable_grad(), _record_known_calls(actor) as calls, dense_dispatch(actor):
         mean = _policy_mean(functional_call(actor, {**leaves, **buffers}, (obs,)))
     if mean.dim() == 1:
         mean = mean.unsqueeze(-1)

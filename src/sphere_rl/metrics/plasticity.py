@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from sphere_rl.metrics.ntk import entk
 from sphere_rl.metrics.spectral import effective_rank, srank
 from sphere_rl.nn.layers import MLPTrunk
+from sphere_rl.nn.moe import dense_dispatch
 from sphere_rl.nn.policy import PolicyOutput
 from sphere_rl.regularizers import routing_weighted_features
 
@@ -263,7 +264,8 @@ def plasticity_report(
         devices = [
             obs.device.index if obs.device.index is not None else torch.cuda.current_device()
         ]
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
+    # Dense dispatch: unit statistics look at every expert on every state.
+    with torch.random.fork_rng(devices=devices), torch.no_grad(), dense_dispatch(actor):
         output = actor(obs)
         report: dict[str, float] = {}
         if include_entk:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from sphere_rl.nn.dispatch import DispatchPlan, grouped_linear
+
 HIDDEN_GAIN = math.sqrt(2.0)
 POLICY_HEAD_GAIN = 0.01
 VALUE_HEAD_GAIN = 1.0
@@ -84,6 +86,11 @@ class ExpertLinear(nn.Module):
         if x.dim() == 2:
             return torch.matmul(x, self.weight) + self.bias.unsqueeze(1)
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
+
+    def forward_grouped(self, x: Tensor, plan: DispatchPlan) -> Tensor:
+        """Sparse dispatch: ``(R, in)`` expert-sorted rows → ``(R, out)``, each row through its own
+        expert (see :mod:`sphere_rl.nn.dispatch`)."""
+        return grouped_linear(x, self.weight, self.bias, plan)
 
     def extra_repr(self) -> str:
         return f"n_experts={self.n_experts}, in={self.in_features}, out={self.out_features}"
@@ -160,6 +167,25 @@ class ExpertTrunk(_Trunk):
         self.n_experts = n_experts  # plain int: set before Module.__init__ is harmless
         super().__init__(in_dim, hidden, activation, layer_norm)
 
+    @property
+    def supports_grouped(self) -> bool:
+        """Whether :meth:`forward_grouped` can run: every norm layer knows expert-sorted rows
+        (plug-ins may insert their own per-expert layers)."""
+        return all(
+            isinstance(norm, nn.Identity) or hasattr(norm, "forward_grouped") for norm in self.norms
+        )
+
+    def forward_grouped(self, x: Tensor, plan: DispatchPlan) -> list[Tensor]:
+        """Sparse dispatch: ``(R, in)`` expert-sorted rows → list of ``(R, d_l)`` activations."""
+        hidden = []
+        for linear, norm in zip(self.linears, self.norms, strict=True):
+            x = linear.forward_grouped(x, plan)
+            if not isinstance(norm, nn.Identity):
+                x = norm.forward_grouped(x, plan)
+            x = apply_activation(x, self.activation)
+            hidden.append(x)
+        return hidden
+
     def _linear(self, width_in: int, width: int) -> nn.Module:
         return ExpertLinear(self.n_experts, width_in, width, HIDDEN_GAIN)
 
@@ -181,3 +207,8 @@ class ExpertLayerNorm(nn.Module):
         """``(E, N, d)`` → ``(E, N, d)``."""
         x = nn.functional.layer_norm(x, x.shape[-1:], eps=self.eps)
         return x * self.weight + self.bias
+
+    def forward_grouped(self, x: Tensor, plan: DispatchPlan) -> Tensor:
+        """``(R, d)`` expert-sorted rows (sparse dispatch), each with its expert's affine."""
+        x = nn.functional.layer_norm(x, x.shape[-1:], eps=self.eps)
+        return x * self.weight[plan.row_expert, 0] + self.bias[plan.row_expert, 0]

@@ -5,7 +5,9 @@ hidden widths maps ``obs`` to ``E`` logits; the action mean is ``Σ_e g_e(x) μ_
 are stored as stacked tensors (:class:`~sphere_rl.nn.layers.ExpertLinear`) and evaluated in one
 batched matmul per layer. The variants differ only in how logits become routing weights ``g``:
 
-* Top-K: softmax over the ``k`` largest logits (divided by the temperature), zeros elsewhere.
+* Top-K: softmax over the ``k`` largest logits (divided by the temperature), zeros elsewhere. By
+  default only the selected experts are computed (``dispatch="sparse"``, :mod:`sphere_rl.nn.dispatch`);
+  ``dispatch="dense"`` evaluates every expert on every state and is the reference implementation.
 * Dense: softmax over all logits.
 * DS-MoE ("dense training, sparse inference", Pan et al. 2024): dense routing while training and
   top-k routing at inference. Training and rollout collection use the dense mixture so that PPO's
@@ -14,11 +16,18 @@ batched matmul per layer. The variants differ only in how logits become routing 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from sphere_rl.nn.dispatch import (
+    DenseExpertHidden,
+    RoutedExperts,
+    combine_pairs,
+    plan_dispatch,
+)
 from sphere_rl.nn.layers import (
     POLICY_HEAD_GAIN,
     ExpertLinear,
@@ -30,6 +39,15 @@ from sphere_rl.nn.layers import (
 )
 from sphere_rl.nn.mlp import DEFAULT_HIDDEN
 from sphere_rl.nn.policy import GaussianActor, PolicyOutput
+
+DISPATCH_MODES = ("sparse", "dense")
+
+
+def topk_select(logits: Tensor, top_k: int, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+    """The ``k`` largest logits' experts and their softmax weights: ``(N, E)`` → ``(weights (N, k),
+    index (N, k))``."""
+    top_values, top_index = logits.topk(top_k, dim=-1)
+    return torch.softmax(top_values / temperature, dim=-1), top_index
 
 
 def topk_routing(logits: Tensor, top_k: int, temperature: float = 1.0) -> Tensor:
@@ -44,8 +62,7 @@ def topk_routing(logits: Tensor, top_k: int, temperature: float = 1.0) -> Tensor
         ``(N, E)`` weights with exactly ``top_k`` non-zeros per row summing to 1. Gradients reach
         only the selected logits, exactly as autograd sees the scatter of the top-k softmax.
     """
-    top_values, top_index = logits.topk(top_k, dim=-1)
-    weights = torch.softmax(top_values / temperature, dim=-1)
+    weights, top_index = topk_select(logits, top_k, temperature)
     return torch.zeros_like(logits).scatter(-1, top_index, weights)
 
 
@@ -116,10 +133,80 @@ class TopKMoEActor(_MoEActor):
         temperature: routing softmax temperature (> 0).
         layer_norm: LayerNorm before each hidden activation (experts and gate).
         activation: ``"relu"``, ``"crelu"`` or ``"tanh"``.
+        dispatch: ``"sparse"`` computes each expert only on the states routed to it (about ``k/E``
+            of the dense FLOPs); ``"dense"`` computes every expert on every state. Both give the
+            same outputs and gradients up to float rounding; the attribute may be changed at any
+            time (see :func:`dense_dispatch`). Under ``torch.func`` transforms the dense path runs.
     """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        n_experts: int = 10,
+        top_k: int = 2,
+        hidden: Sequence[int] = DEFAULT_HIDDEN,
+        temperature: float = 1.0,
+        layer_norm: bool = False,
+        activation: str = "relu",
+        dispatch: str = "sparse",
+    ) -> None:
+        super().__init__(
+            obs_dim, act_dim, n_experts, top_k, hidden, temperature, layer_norm, activation
+        )
+        if dispatch not in DISPATCH_MODES:
+            raise ValueError(f"dispatch must be one of {DISPATCH_MODES}, got {dispatch!r}")
+        self.dispatch = dispatch
 
     def route(self, logits: Tensor) -> Tensor:
         return topk_routing(logits, self.top_k, self.temperature)
+
+    def forward(self, obs: Tensor) -> PolicyOutput:
+        # torch.func transforms (jacrev, vmap) cannot see through the grouped matmul's hand-written
+        # backward; the dense path computes the same function.
+        if (
+            self.dispatch == "dense"
+            or not self.experts.supports_grouped
+            or torch._C._are_functorch_transforms_active()
+        ):
+            return super().forward(obs)
+        logits = self.gate_head(self.gate(obs)[-1])
+        weights, top_index = topk_select(logits, self.top_k, self.temperature)
+        plan = plan_dispatch(top_index, self.n_experts)
+        row_hidden = self.experts.forward_grouped(obs[plan.row_state], plan)  # list of (R, d)
+        row_means = self.expert_head.forward_grouped(row_hidden[-1], plan)  # (R, A)
+        row_weight = weights.reshape(-1)[plan.row_pair]
+        routed = RoutedExperts(plan, weights, row_weight, row_hidden)
+        return PolicyOutput(
+            mean=combine_pairs(plan, weights, row_means),
+            log_std=self.log_std,
+            hidden=DenseExpertHidden(routed),
+            logits=logits,
+            probs=torch.zeros_like(logits).scatter(-1, top_index, weights),
+            routed=routed,
+        )
+
+    def extra_repr(self) -> str:
+        return f"dispatch={self.dispatch!r}"
+
+
+@contextmanager
+def dense_dispatch(module: nn.Module) -> Iterator[None]:
+    """Temporarily evaluate every Top-K MoE actor inside ``module`` densely.
+
+    For code that needs every expert's activation on every state (unit-level diagnostics, the
+    structured eNTK, which expects the state axis in every layer); the previous setting returns on
+    exit.
+    """
+    actors = [m for m in module.modules() if isinstance(m, TopKMoEActor)]
+    saved = [m.dispatch for m in actors]
+    for m in actors:
+        m.dispatch = "dense"
+    try:
+        yield
+    finally:
+        for m, mode in zip(actors, saved, strict=True):
+            m.dispatch = mode
 
 
 class DenseMoEActor(_MoEActor):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Normal
 
+from sphere_rl.nn.dispatch import RoutedExperts
 from sphere_rl.nn.layers import check_positive_int
 
 
@@ -20,15 +22,20 @@ class PolicyOutput:
         log_std: ``(A,)`` state-independent log standard deviation.
         hidden: hidden activations, one entry per hidden layer (post-activation). Dense actors give
             ``(N, d_l)``; MoE actors give the experts' activations as ``(N, E, d_l)``, unweighted.
+            After sparse dispatch only the selected experts were computed: the others read as zeros
+            (they always meet a zero routing weight).
         logits: ``(N, E)`` gate logits (MoE only, else ``None``).
         probs: ``(N, E)`` routing weights actually used to mix the experts (MoE only, else ``None``).
+        routed: the selected experts' activations in sparse dispatch's padded layout (Top-K MoE
+            with ``dispatch="sparse"`` only, else ``None``); the SPHERE penalty uses it directly.
     """
 
     mean: Tensor
     log_std: Tensor
-    hidden: list[Tensor]
+    hidden: Sequence[Tensor]
     logits: Tensor | None = None
     probs: Tensor | None = None
+    routed: RoutedExperts | None = None
 
     @property
     def expert_features(self) -> Tensor:

@@ -4,6 +4,7 @@ from sphere_rl.regularizers.combine import (
     MODES,
     apply_regularized_gradients,
     combine_flat_gradients,
+    combine_parameter_gradients,
     penalty_coefficient,
 )
 from sphere_rl.regularizers.sphere import (
@@ -11,6 +12,7 @@ from sphere_rl.regularizers.sphere import (
     gate_penalty,
     gradient_factor_features,
     per_expert_penalty,
+    routed_sphere_penalty,
     routing_weighted_features,
     sphere_loss,
     sphere_penalty,
@@ -21,10 +23,12 @@ __all__ = [
     "VARIANTS",
     "apply_regularized_gradients",
     "combine_flat_gradients",
+    "combine_parameter_gradients",
     "gate_penalty",
     "gradient_factor_features",
     "penalty_coefficient",
     "per_expert_penalty",
+    "routed_sphere_penalty",
     "routing_weighted_features",
     "sphere_loss",
     "sphere_penalty",

@@ -12,6 +12,12 @@ spectrum (hence the same Frobenius norm and trace), so it is used instead: the c
 The ``gradient_factor`` ablation applies the same penalty to the other Kronecker factor of the last
 expert layer, ``G = ΨᵀΨ / T``, whose rows are the back-propagated per-sample cotangents at the
 experts' outputs (see :func:`gradient_factor_features`).
+
+After sparse top-k dispatch (:mod:`sphere_rl.nn.dispatch`) the routing-weighted features are zero
+outside each state's ``k`` selected experts, so the ``T×T`` Gram is a sum over experts of the Grams
+of the states each expert served: :func:`routed_sphere_penalty` forms those per-expert blocks (``k²/E``
+of the dense cost when routing is balanced, never more) and adds them into the ``T×T`` Gram. Same
+value, same gradients.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sphere_rl.nn.dispatch import DispatchPlan
 from sphere_rl.nn.policy import PolicyOutput
 
 VARIANTS = ("last", "all_layers", "per_expert", "gate", "gradient_factor")
@@ -45,6 +52,32 @@ def sphere_penalty(phi: Tensor, gram: str = "auto") -> Tensor:
     frobenius_sq = gram.square().sum(dim=(-2, -1))
     trace = gram.diagonal(dim1=-2, dim2=-1).sum(-1)
     return frobenius_sq - trace.square() / d
+
+
+def routed_sphere_penalty(plan: DispatchPlan, row_weight: Tensor, row_features: Tensor) -> Tensor:
+    """:func:`sphere_penalty` of the routing-weighted concatenated features, from sparse dispatch.
+
+    Args:
+        plan: the dispatch plan (``T`` states, ``E`` experts, ``R = T·k`` expert-sorted rows).
+        row_weight: ``(R,)`` routing weight of each row.
+        row_features: ``(R, d)`` expert activations per row.
+
+    Returns:
+        Scalar, equal to ``sphere_penalty(routing_weighted_features(probs, h))`` with ``D = E·d``.
+        Cost ``O(Σ_e n_e² d)`` (``n_e`` states routed to expert ``e``) instead of ``O(T² E d)``.
+    """
+    t, d = plan.n_states, row_features.shape[-1]
+    phi = row_weight.unsqueeze(-1) * row_features  # (R, d)
+    # Rows of different experts are orthogonal in the concatenated layout: Gram = Σ_e Φ_e Φ_eᵀ.
+    blocks, targets = [], []
+    for _, start, stop in plan.expert_rows():
+        block = phi[start:stop]
+        blocks.append((block @ block.T).reshape(-1))
+        state = plan.row_state[start:stop]
+        targets.append((state.unsqueeze(-1) * t + state).reshape(-1))
+    gram = phi.new_zeros(t * t).index_add(0, torch.cat(targets), torch.cat(blocks) / t)
+    trace = phi.square().sum() / t
+    return gram.square().sum() - trace.square() / (plan.n_experts * d)
 
 
 def routing_weighted_features(probs: Tensor, expert_features: Tensor) -> Tensor:
@@ -125,14 +158,18 @@ def sphere_loss(
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    if variant == "last":
-        return sphere_penalty(_layer_features(output, -1))
     if variant == "gradient_factor":
         if sample_loss is None:
             raise ValueError("variant 'gradient_factor' needs the per-sample losses (sample_loss)")
         return sphere_penalty(gradient_factor_features(output, sample_loss))
-    if variant == "all_layers":
-        return sum(sphere_penalty(_layer_features(output, i)) for i in range(len(output.hidden)))
+    layers = range(len(output.hidden)) if variant == "all_layers" else [-1]
+    if variant in ("last", "all_layers") and output.routed is not None:
+        routed = output.routed
+        return sum(
+            routed_sphere_penalty(routed.plan, routed.row_weight, routed.hidden[i]) for i in layers
+        )
+    if variant in ("last", "all_layers"):
+        return sum(sphere_penalty(_layer_features(output, i)) for i in layers)
     if output.probs is None:
         raise ValueError(f"variant {variant!r} needs a Mixture-of-Experts actor (routing weights)")
     if variant == "per_expert":
