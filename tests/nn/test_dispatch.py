@@ -27,9 +27,15 @@ def _pair(seed=0, dtype=torch.float64, collapse=False, **kwargs):
     return sparse, dense
 
 
+def _penalty(out, actions, variant="last"):
+    # The gradient-factor variant needs per-sample losses: the actions' negative log-likelihoods.
+    sample_loss = -out.distribution().log_prob(actions).sum(-1)
+    return sphere_loss(out, variant, sample_loss if variant == "gradient_factor" else None)
+
+
 def _loss(out, actions, variant="last"):
     logp = out.distribution().log_prob(actions).sum()
-    return logp + out.logits.square().mean() + 10.0 * sphere_loss(out, variant)
+    return logp + out.logits.square().mean() + 10.0 * _penalty(out, actions, variant)
 
 
 def _grads(actor, out, actions, variant="last"):
@@ -85,7 +91,7 @@ def test_every_sphere_variant_and_its_gradient_equal_dense(variant):
     obs = torch.randn(11, 6, dtype=torch.float64)
     actions = torch.randn(11, 3, dtype=torch.float64)
     out_s, out_d = sparse(obs), dense(obs)
-    torch.testing.assert_close(sphere_loss(out_s, variant), sphere_loss(out_d, variant))
+    torch.testing.assert_close(_penalty(out_s, actions, variant), _penalty(out_d, actions, variant))
     g_s, g_d = _grads(sparse, out_s, actions, variant), _grads(dense, out_d, actions, variant)
     for name in g_d:
         torch.testing.assert_close(g_s[name], g_d[name], rtol=1e-10, atol=1e-12, msg=name)

@@ -271,7 +271,7 @@ def test_per_parameter_combination_equals_flat_definition(pcgrad, conflict):
     torch.testing.assert_close(torch.cat([c.reshape(-1) for c in combined]), expected)
     assert (stats["cos"] < 0) == conflict
     for key, value in expected_stats.items():
-        assert stats[key] == pytest.approx(value, rel=1e-10, abs=1e-14), key
+        assert stats[key] == pytest.approx(float(value), rel=1e-10, abs=1e-14), key
 
 
 def test_grad_mode_equals_two_backward_reference_on_sparse_actor():
