@@ -7,9 +7,10 @@ import torch
 from sweep_setup import ONE_TASK
 
 from sphere_rl.config import ConfigError, build_config
+from sphere_rl.continual.rundir import RunBusyError, run_lock
 from sphere_rl.continual.runner import run_dir_name
 from sphere_rl.sweep import SweepGrid, expand_grid, parse_names, parse_seeds, plan_runs
-from sphere_rl.sweep.ray_runner import RunBusyError, run_lock, skipped_outcome, train_run
+from sphere_rl.sweep.ray_runner import skipped_outcome, train_run
 
 
 def test_parse_seeds_and_names():
@@ -93,4 +94,7 @@ def test_task_body_reports_errors_instead_of_raising(tmp_path):
     (run / "checkpoints/latest.pt").write_bytes(b"not a checkpoint")
     outcome = train_run(cfg.to_dict(), str(run), threads=torch.get_num_threads())
     assert outcome["result"] == "failed"
-    assert outcome["error"].startswith("UnpicklingError") and "Traceback" in outcome["traceback"]
+    assert (
+        outcome["error"].startswith("RunFileError") and "latest.pt is damaged" in outcome["error"]
+    )
+    assert "UnpicklingError" in outcome["error"] and "Traceback" in outcome["traceback"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sphere_rl.config import ExperimentConfig, config_diff
-from sphere_rl.continual.rundir import read_json
+from sphere_rl.continual.rundir import RunFileError, read_json
 from sphere_rl.continual.runner import run_dir_name
 
 NEW, RESUME, SKIP, RETRY, CONFLICT = "new", "resume", "skip", "retry", "conflict"
@@ -43,11 +43,15 @@ def plan_run(cfg: ExperimentConfig, out: Path, retry_failed: bool = False) -> Pl
     config_path = run_dir / "config.json"
     if not config_path.exists():
         return PlannedRun(cfg, run_dir, NEW)
-    diff = config_diff(read_json(config_path), cfg.to_dict())
+    try:
+        saved = read_json(config_path)
+        diff = config_diff(saved, cfg.to_dict()) if isinstance(saved, dict) else ["config.json"]
+        status_path = run_dir / "status.json"
+        status = read_json(status_path) if status_path.exists() else {"state": "running"}
+    except RunFileError as err:  # a damaged run is reported, never overwritten
+        return PlannedRun(cfg, run_dir, CONFLICT, f"damaged: {err}")
     if diff:
         return PlannedRun(cfg, run_dir, CONFLICT, f"holds a different configuration ({diff})")
-    status_path = run_dir / "status.json"
-    status = read_json(status_path) if status_path.exists() else {"state": "running"}
     state, step = status.get("state", "running"), status.get("global_step", 0)
     if state == "finished":
         return PlannedRun(cfg, run_dir, SKIP, "already finished", state, step)
