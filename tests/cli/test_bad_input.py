@@ -140,7 +140,7 @@ CASES = {
     # Reading runs back.
     "eval-not-a-run": Case(["eval", "{tmp}/nothing"], ["no checkpoint 'latest.pt'"]),
     "report-no-runs": Case(["report", "{tmp}", "--out", "{tmp}/report"],
-                           ["no readable run directories under"]),
+                           ["no run directories (with a config.json) under"]),
 }  # fmt: skip
 if not torch.cuda.is_available():
     CASES["device-cuda-without-cuda"] = Case(

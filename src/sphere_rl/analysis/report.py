@@ -62,8 +62,8 @@ def build_report(runs_dir: Path, out: Path, reps: int = 10_000) -> Report:
     unreadable: list[RunLoadError] = []
     runs = find_runs(runs_dir, unreadable)
     if not runs:
-        bad = "".join(f"; {err}" for err in unreadable)
-        raise FileNotFoundError(f"no readable run directories under {runs_dir}{bad}")
+        bad = "".join(f"; unreadable: {err}" for err in unreadable)
+        raise FileNotFoundError(f"no run directories (with a config.json) under {runs_dir}{bad}")
     summary = summarize(runs, reps=reps)
     all_metrics = [m for e in summary.experiments for m in e.runs] + summary.partial
     tables = [summary_table(summary), per_task_table(summary), runs_table(all_metrics)]
