@@ -4,6 +4,9 @@ checkpoint, a second process, stale temporaries and locks, bugs inside training.
 import dataclasses
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ from sphere_rl.continual.rundir import (
     JsonlLog,
     RunBusyError,
     atomic_write_json,
+    read_jsonl,
     run_lock,
 )
 from sphere_rl.continual.runner import ContinualRunner
@@ -135,3 +139,30 @@ def test_a_bug_inside_training_keeps_its_traceback_and_logs_it(tmp_path, monkeyp
     log = (run / "error.log").read_text()
     assert "Traceback (most recent call last)" in log and "a bug, not the user's mistake" in log
     assert json.loads((run / "status.json").read_text())["state"] == "failed"
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_run_never_interleave_records(tmp_path):
+    """The original failure: `--resume` while the first process still trains used to run both to
+    the end, appending duplicated records to metrics.jsonl."""
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({**TINY_RUN, "steps_per_task": 1000, "eval_interval": 10_000}))
+    out = tmp_path / "runs"
+    cli = [sys.executable, "-m", "sphere_rl.cli.app", "train"]
+    first = subprocess.Popen([*cli, "--config", str(config), "--out", str(out), "--quiet"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not list(out.glob("*/checkpoints/latest.pt")):
+            time.sleep(0.1)
+        (run,) = out.iterdir()
+        second = subprocess.run([*cli, "--resume", str(run), "--quiet"], capture_output=True,
+                                text=True, timeout=300, env={**os.environ, "COLUMNS": "300"})  # fmt: skip
+        assert first.poll() is None, "the first run ended before the second could try"
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"being trained by another process (PID {first.pid})" in second.stderr
+    finally:
+        output = first.communicate(timeout=600)[0]
+    assert first.returncode == 0, output
+    steps = [r["global_step"] for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "train"]
+    assert steps == [100 * (i + 1) for i in range(10)]
