@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow lint format bench install clean
+.PHONY: demo test test-fast test-slow lint format bench install clean
 
 install: $(STAMP)
 
@@ -26,7 +26,13 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format src tests benchmarks
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
+# CI (`.ci/run`) runs all of it: lint, the default suite, then the slow tests, so that no red slow
+# test can land again (times in docs/reliability.md).
 test: lint
+	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "slow" -q
+
+test-fast: lint
 	$(PY) -m pytest -m "not slow" -q
 
 test-slow: $(STAMP)
