@@ -24,7 +24,9 @@ from sphere_rl.continual.rundir import read_json
 
 RAY = str(Path(sys.executable).parent / "ray")
 # Ray 2.60 clusters use token authentication; every process that joins must say so.
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "RAY_AUTH_MODE": "token"}
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "RAY_AUTH_MODE": "token",
+       # A raylet waits for its node's dashboard agent; on a loaded CI machine that takes minutes.
+       "RAY_agent_register_timeout_ms": "600000"}  # fmt: skip
 NODE_RE = re.compile(r"sweep: on node (\w+)")
 
 
@@ -117,10 +119,11 @@ def test_sweep_on_a_two_node_cluster_survives_losing_a_node(tmp_path, config_fil
     nodes: list[subprocess.Popen] = []
     try:
         nodes.append(_start_node(head_tmp, ports[:6], head_port, head=True))
-        time.sleep(5)
-        nodes.append(_start_node(node_tmp, ports[6:12], head_port, head=False))
-        deadline = time.time() + 300
+        deadline = time.time() + 600
         alive: dict[int, str] = {}
+        while time.time() < deadline and not alive:  # one node at a time: start-up is heavy
+            alive = _alive_nodes(address)
+        nodes.append(_start_node(node_tmp, ports[6:12], head_port, head=False))
         while time.time() < deadline and len(alive) < 2:
             alive = _alive_nodes(address)
         assert set(alive) == {ports[0], ports[6]}, f"the cluster did not come up: {alive}"
