@@ -9,6 +9,7 @@ instances on the machine, but kills exactly the processes its nodes started.
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ RAY = str(Path(sys.executable).parent / "ray")
 # Ray 2.60 clusters use token authentication; every process that joins must say so.
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "RAY_AUTH_MODE": "token",
        # A raylet waits for its node's dashboard agent; on a loaded CI machine that takes minutes.
-       "RAY_agent_register_timeout_ms": "600000"}  # fmt: skip
+       "RAY_agent_register_timeout_ms": "600000", "RAY_raylet_start_wait_time_s": "600"}  # fmt: skip
 NODE_RE = re.compile(r"sweep: on node (\w+)")
 
 
@@ -40,14 +41,19 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def _start_node(temp_dir: str, ports: list[int], head_port: int, head: bool) -> subprocess.Popen:
+def _start_node(temp_dir: str, ports: list[int], head: str | int) -> subprocess.Popen:
     """``ray start --block`` in its own session (killing its group kills the node), with its own
-    ports so that two nodes share one host."""
+    ports so that two nodes share one host. ``head``: the head's port to start a head, else the
+    address to join.
+
+    Ray picks the host's address for every node; forcing 127.0.0.1 makes a second node's dashboard
+    agent look for its raylet at the host address, and the node never comes up.
+    """
     node_manager, object_manager, agent, agent_grpc, env_agent, metrics = ports
-    where = ["--head", f"--port={head_port}", "--include-dashboard=false"] if head else [
-        f"--address=127.0.0.1:{head_port}"]  # fmt: skip
+    where = ["--head", f"--port={head}", "--include-dashboard=false"] if isinstance(head, int) else [
+        f"--address={head}"]  # fmt: skip
     return subprocess.Popen(
-        [RAY, "start", "--block", *where, "--node-ip-address=127.0.0.1", "--num-cpus=1",
+        [RAY, "start", "--block", *where, "--num-cpus=1",
          f"--temp-dir={temp_dir}", f"--node-manager-port={node_manager}",
          f"--object-manager-port={object_manager}", f"--dashboard-agent-listen-port={agent}",
          f"--dashboard-agent-grpc-port={agent_grpc}", f"--runtime-env-agent-port={env_agent}",
@@ -59,12 +65,12 @@ def _start_node(temp_dir: str, ports: list[int], head_port: int, head: bool) -> 
 def _alive_nodes(address: str) -> dict[int, str]:
     """``{node manager port: node id}`` of the cluster's live nodes, asked as a driver would."""
     probe = (f"import json, ray; ray.init(address={address!r}, logging_level='ERROR');"
-             "print(json.dumps({n['NodeManagerPort']: n['NodeID'] for n in ray.nodes()"
+             "print('NODES=' + json.dumps({n['NodeManagerPort']: n['NodeID'] for n in ray.nodes()"
              " if n['Alive']}))")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", probe], env=ENV, capture_output=True,
                             text=True, timeout=120)  # fmt: skip
-    lines = result.stdout.strip().splitlines()
-    return {int(k): v for k, v in json.loads(lines[-1]).items()} if result.returncode == 0 else {}
+    found = re.findall(r"^NODES=(.*)$", result.stdout, re.MULTILINE)
+    return {int(k): v for k, v in json.loads(found[-1]).items()} if found else {}
 
 
 def _processes_using(marker: str) -> list[int]:
@@ -97,6 +103,9 @@ def _stop(nodes: list[subprocess.Popen], temp_dirs: list[str]) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    time.sleep(1)
+    for temp_dir in temp_dirs:
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _states(out: Path) -> dict[str, str]:
@@ -115,17 +124,25 @@ def test_sweep_on_a_two_node_cluster_survives_losing_a_node(tmp_path, config_fil
     head_tmp, node_tmp = tempfile.mkdtemp(prefix="rh", dir="/tmp"), tempfile.mkdtemp(
         prefix="rn", dir="/tmp")  # fmt: skip
     head_port, *ports = _free_ports(13)
-    address = f"127.0.0.1:{head_port}"
     nodes: list[subprocess.Popen] = []
     try:
-        nodes.append(_start_node(head_tmp, ports[:6], head_port, head=True))
+        nodes.append(_start_node(head_tmp, ports[:6], head_port))
         deadline = time.time() + 600
+        current = Path(head_tmp) / "ray_current_cluster"  # the head writes its address there
+        while time.time() < deadline and not current.exists():
+            time.sleep(1)
+        address = current.read_text().strip()
+        assert address.endswith(f":{head_port}")
         alive: dict[int, str] = {}
         while time.time() < deadline and not alive:  # one node at a time: start-up is heavy
             alive = _alive_nodes(address)
-        nodes.append(_start_node(node_tmp, ports[6:12], head_port, head=False))
+        nodes.append(_start_node(node_tmp, ports[6:12], address))
         while time.time() < deadline and len(alive) < 2:
             alive = _alive_nodes(address)
+            if len(alive) < 2 and nodes[1].poll() is not None:
+                # Its raylet gave up waiting for its dashboard agent (slow to start on a loaded
+                # machine): start the node again.
+                nodes[1] = _start_node(node_tmp, ports[6:12], address)
         assert set(alive) == {ports[0], ports[6]}, f"the cluster did not come up: {alive}"
         head_id, second_id = alive[ports[0]], alive[ports[6]]
 
