@@ -73,16 +73,30 @@ def _alive_nodes(address: str) -> dict[int, str]:
     return {int(k): v for k, v in json.loads(found[-1]).items()} if found else {}
 
 
-def _processes_using(marker: str) -> list[int]:
-    """PIDs whose command line mentions ``marker`` (our nodes' temp dir: theirs, never others')."""
+def _processes_using(marker: str, also: bytes = b"") -> list[int]:
+    """PIDs whose command line mentions ``marker`` (our nodes' temp dir: theirs, never others')
+    and ``also``."""
     pids = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if marker.encode() in cmdline.read_bytes():
-                pids.append(int(cmdline.parent.name))
+            text = cmdline.read_bytes()
         except OSError:
             continue
+        if marker.encode() in text and also in text:
+            pids.append(int(cmdline.parent.name))
     return [p for p in pids if p != os.getpid()]
+
+
+def _raylet_running(temp_dir: str) -> bool:
+    return bool(_processes_using(temp_dir, also=b"raylet/raylet"))
+
+
+def _kill_processes_using(temp_dir: str) -> None:
+    for pid in _processes_using(temp_dir):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _stop(nodes: list[subprocess.Popen], temp_dirs: list[str]) -> None:
@@ -98,11 +112,7 @@ def _stop(nodes: list[subprocess.Popen], temp_dirs: list[str]) -> None:
     while time.time() < deadline and any(_processes_using(d) for d in temp_dirs):
         time.sleep(1)
     for temp_dir in temp_dirs:  # whatever outlived its node (workers have their own groups)
-        for pid in _processes_using(temp_dir):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill_processes_using(temp_dir)
     time.sleep(1)
     for temp_dir in temp_dirs:
         shutil.rmtree(temp_dir, ignore_errors=True)
@@ -137,12 +147,18 @@ def test_sweep_on_a_two_node_cluster_survives_losing_a_node(tmp_path, config_fil
         while time.time() < deadline and not alive:  # one node at a time: start-up is heavy
             alive = _alive_nodes(address)
         nodes.append(_start_node(node_tmp, ports[6:12], address))
+        started = time.time()
         while time.time() < deadline and len(alive) < 2:
-            alive = _alive_nodes(address)
-            if len(alive) < 2 and nodes[1].poll() is not None:
+            time.sleep(10)  # no probe while the node starts: a probe is a whole Ray driver
+            if not _raylet_running(node_tmp) and time.time() - started > 30:
                 # Its raylet gave up waiting for its dashboard agent (slow to start on a loaded
-                # machine): start the node again.
-                nodes[1] = _start_node(node_tmp, ports[6:12], address)
+                # machine), and `ray start --block` does not notice: start the node again.
+                os.killpg(nodes[1].pid, signal.SIGKILL)
+                nodes[1].wait()
+                _kill_processes_using(node_tmp)
+                nodes[1], started = _start_node(node_tmp, ports[6:12], address), time.time()
+                continue
+            alive = _alive_nodes(address)
         assert set(alive) == {ports[0], ports[6]}, f"the cluster did not come up: {alive}"
         head_id, second_id = alive[ports[0]], alive[ports[6]]
 
