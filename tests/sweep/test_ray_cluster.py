@@ -1,4 +1,4 @@
-"""``sphere sweep --address`` against a real two-node Ray cluster on loopback.
+"""``sphere sweep --address`` against a real two-node Ray cluster, both nodes on this host.
 
 Both nodes are started with ``ray start`` (as on two machines, with their own ports), the sweep
 joins as a driver, one node is killed mid-sweep, and the sweep is run again. The test starts and
