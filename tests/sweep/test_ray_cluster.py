@@ -25,9 +25,7 @@ from sphere_rl.continual.rundir import read_json
 
 RAY = str(Path(sys.executable).parent / "ray")
 # Ray 2.60 clusters use token authentication; every process that joins must say so.
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "RAY_AUTH_MODE": "token",
-       # A raylet waits for its node's dashboard agent; on a loaded CI machine that takes minutes.
-       "RAY_agent_register_timeout_ms": "600000", "RAY_raylet_start_wait_time_s": "600"}  # fmt: skip
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "RAY_AUTH_MODE": "token"}
 NODE_RE = re.compile(r"sweep: on node (\w+)")
 
 
