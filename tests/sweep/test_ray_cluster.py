@@ -60,6 +60,29 @@ def _start_node(temp_dir: str, ports: list[int], head: str | int) -> subprocess.
     )  # fmt: skip
 
 
+def _start_node_until_up(temp_dir: str, ports: list[int], head: str | int) -> subprocess.Popen:
+    """Start a node; if its raylet aborts during start-up, start it again.
+
+    A raylet waits only ~15 s for its node's dashboard agent and then aborts, while `ray start
+    --block` keeps running; on a loaded machine that happens. A raylet alive 30 s is past it.
+    """
+    for _ in range(5):
+        node, since = _start_node(temp_dir, ports, head), None
+        started = time.time()
+        while time.time() - started < 300 and node.poll() is None:
+            time.sleep(2)
+            if _raylet_running(temp_dir):
+                since = since or time.time()
+                if time.time() - since > 30:
+                    return node
+            elif since is not None:
+                break  # the raylet gave up
+        os.killpg(node.pid, signal.SIGKILL)
+        node.wait()
+        _kill_processes_using(temp_dir)
+    raise AssertionError(f"the node in {temp_dir} never came up")
+
+
 def _alive_nodes(address: str) -> dict[int, str]:
     """``{node manager port: node id}`` of the cluster's live nodes, asked as a driver would."""
     probe = (f"import json, ray; ray.init(address={address!r}, logging_level='ERROR');"
@@ -134,28 +157,14 @@ def test_sweep_on_a_two_node_cluster_survives_losing_a_node(tmp_path, config_fil
     head_port, *ports = _free_ports(13)
     nodes: list[subprocess.Popen] = []
     try:
-        nodes.append(_start_node(head_tmp, ports[:6], head_port))
+        nodes.append(_start_node_until_up(head_tmp, ports[:6], head_port))
         deadline = time.time() + 600
-        current = Path(head_tmp) / "ray_current_cluster"  # the head writes its address there
-        while time.time() < deadline and not current.exists():
-            time.sleep(1)
-        address = current.read_text().strip()
+        # The head writes its address there.
+        address = (Path(head_tmp) / "ray_current_cluster").read_text().strip()
         assert address.endswith(f":{head_port}")
+        nodes.append(_start_node_until_up(node_tmp, ports[6:12], address))  # one at a time
         alive: dict[int, str] = {}
-        while time.time() < deadline and not alive:  # one node at a time: start-up is heavy
-            alive = _alive_nodes(address)
-        nodes.append(_start_node(node_tmp, ports[6:12], address))
-        started = time.time()
         while time.time() < deadline and len(alive) < 2:
-            time.sleep(10)  # no probe while the node starts: a probe is a whole Ray driver
-            if not _raylet_running(node_tmp) and time.time() - started > 30:
-                # Its raylet gave up waiting for its dashboard agent (slow to start on a loaded
-                # machine), and `ray start --block` does not notice: start the node again.
-                os.killpg(nodes[1].pid, signal.SIGKILL)
-                nodes[1].wait()
-                _kill_processes_using(node_tmp)
-                nodes[1], started = _start_node(node_tmp, ports[6:12], address), time.time()
-                continue
             alive = _alive_nodes(address)
         assert set(alive) == {ports[0], ports[6]}, f"the cluster did not come up: {alive}"
         head_id, second_id = alive[ports[0]], alive[ports[6]]
