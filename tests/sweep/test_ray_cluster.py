@@ -149,6 +149,7 @@ def _nodes_of(run: Path) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 def test_sweep_on_a_two_node_cluster_survives_losing_a_node(tmp_path, config_file):
     cfg_file, out = config_file({**ONE_TASK, "steps_per_task": 400}), tmp_path / "runs"
     # Short paths: Ray's Unix sockets live under the temp dir (108-byte limit).
