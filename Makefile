@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow lint format bench install clean
+.PHONY: demo test test-fast test-slow test-cluster lint format bench install clean
 
 install: $(STAMP)
 
@@ -26,11 +26,20 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format src tests benchmarks
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
+# CI (`.ci/run`) runs lint, the default suite, then the slow tests, so that no red slow test can
+# land again. The two-node Ray cluster test takes minutes of Ray start-up: `make test-cluster`.
 test: lint
+	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "slow and not cluster" -q
+
+test-fast: lint
 	$(PY) -m pytest -m "not slow" -q
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m "slow" -q
+
+test-cluster: $(STAMP)
+	$(PY) -m pytest -m "cluster" -q
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -273,13 +275,16 @@ def build_config(overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     merged["preset"] = preset_name if preset_name in PRESETS else None
     well_typed = {}
     for key, value in merged.items():
-        if _type_ok(value, hints[key]):
-            well_typed[key] = value
-        else:
+        if not _type_ok(value, hints[key]):
             problems.append(f"{key} must be of type {hints[key]}, got {value!r}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{key} must be a finite number, got {value!r}")
+        else:
+            well_typed[key] = value
     # Values are checked on the well-typed keys (others fall back to defaults) so one pass
     # reports everything.
     problems += _value_problems({**_defaults(), **well_typed})
+    problems += _name_problems({**_defaults(), **well_typed})
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
     return ExperimentConfig(**merged)
@@ -325,8 +330,54 @@ def _value_problems(cfg: dict[str, Any]) -> list[str]:
             f"steps_per_task ({cfg['steps_per_task']}) is smaller than one rollout"
             f" num_envs×num_steps ({batch})"
         )
-    if cfg["device"] != "cpu" and not str(cfg["device"]).startswith("cuda"):
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(cfg["device"])):
         problems.append(f"device must be 'cpu' or 'cuda[:N]', got {cfg['device']!r}")
+    return problems
+
+
+def _did_you_mean(kind: str, name: Any, valid: list[str]) -> str:
+    close = difflib.get_close_matches(str(name), valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {kind} {name!r}{hint}; valid: {', '.join(valid)}"
+
+
+def _name_problems(cfg: dict[str, Any]) -> list[str]:
+    """Unknown method, architecture, plug-in, benchmark and task names, each with the closest
+    valid name."""
+    # Imported here: both registries import this module.
+    from sphere_rl.envs.registry import BENCHMARKS, list_tasks, task_spec
+    from sphere_rl.methods import ARCHS, CALLBACKS, METHODS, REGULARIZERS
+
+    problems = []
+    spec = METHODS.get(cfg["method"])
+    if spec is None:
+        problems.append(_did_you_mean("method", cfg["method"], sorted(METHODS)))
+    arch = cfg["arch"] or (spec.arch if spec else None)
+    if arch is not None and arch not in ARCHS:
+        problems.append(_did_you_mean("arch", arch, list(ARCHS)))
+    reg = cfg["reg"] if cfg["reg"] is not None else (spec.reg if spec else "")
+    plugins = sorted({*REGULARIZERS, *CALLBACKS})
+    for name in (r for r in reg.split("+") if r and r != "none"):
+        if name not in plugins:
+            problems.append(_did_you_mean("reg", name, ["none", *plugins]))
+    if cfg["tasks"] is None:
+        benchmark = cfg["benchmark"]
+        if benchmark is not None and str(benchmark).strip().lower() not in BENCHMARKS:
+            problems.append(_did_you_mean("benchmark", benchmark, list(BENCHMARKS)))
+    else:
+        valid = list_tasks()
+        for task in dict.fromkeys(cfg["tasks"]):
+            if task.startswith("gym:"):
+                try:
+                    task_spec(task)
+                except ValueError as err:
+                    problems.append(str(err))
+            elif task not in valid:
+                close = difflib.get_close_matches(task, valid, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(
+                    f"unknown task {task!r}{hint}; see `sphere envs` for the valid names"
+                )
     return problems
 
 

@@ -150,7 +150,7 @@ def test_unknown_keys_and_values_are_reported():
     assert "unknown key 'lerning_rate'" in message
     assert "gamma must be in [0, 1], got 1.5" in message
     assert "top_k must be <= n_experts=10" in message
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ValueError, match=r"unknown method .spheer. \(did you mean .sphere.\?\)"):
         ContinualRunner(build_config({"method": "spheer"}), Path("/nonexistent"))
 
 

@@ -60,7 +60,7 @@ def test_config_validation_of_intervention_fields():
         build_config(bad)
     for key in bad:
         assert key in str(err.value)
-    with pytest.raises(ValueError, match="reg must be"):
+    with pytest.raises(ValueError, match="unknown reg 'nope'"):
         small_agent("mlp", "cbp+nope")
 
 

@@ -7,9 +7,11 @@ import torch
 from sweep_setup import ONE_TASK
 
 from sphere_rl.config import ConfigError, build_config
+from sphere_rl.continual.rundir import RunBusyError, run_lock
 from sphere_rl.continual.runner import run_dir_name
 from sphere_rl.sweep import SweepGrid, expand_grid, parse_names, parse_seeds, plan_runs
-from sphere_rl.sweep.ray_runner import RunBusyError, run_lock, skipped_outcome, train_run
+from sphere_rl.sweep.plan import plan_run
+from sphere_rl.sweep.ray_runner import skipped_outcome, train_run
 
 
 def test_parse_seeds_and_names():
@@ -93,4 +95,28 @@ def test_task_body_reports_errors_instead_of_raising(tmp_path):
     (run / "checkpoints/latest.pt").write_bytes(b"not a checkpoint")
     outcome = train_run(cfg.to_dict(), str(run), threads=torch.get_num_threads())
     assert outcome["result"] == "failed"
-    assert outcome["error"].startswith("UnpicklingError") and "Traceback" in outcome["traceback"]
+    assert (
+        outcome["error"].startswith("RunFileError") and "latest.pt is damaged" in outcome["error"]
+    )
+    assert "UnpicklingError" in outcome["error"] and "Traceback" in outcome["traceback"]
+
+
+def test_a_damaged_run_is_planned_as_a_conflict_not_overwritten(tmp_path):
+    cfg = build_config({**ONE_TASK, "method": "ppo"})
+    run = _write_run(tmp_path, cfg, "running")
+    (run / "status.json").write_text('{"state": "runn')
+    plan = plan_run(cfg, tmp_path)
+    assert plan.action == "conflict" and not plan.submit
+    assert "damaged" in plan.note and "status.json: cannot read it as JSON" in plan.note
+
+
+def test_grid_validation_names_every_bad_point_with_a_suggestion():
+    grid = SweepGrid(
+        ["sphere", "sphre"], [0], ["crl", "both"], base={**ONE_TASK, "tasks": "hamer-v3"}
+    )
+    with pytest.raises(ConfigError) as err:
+        expand_grid(grid)
+    message = str(err.value)
+    assert "unknown method 'sphre' (did you mean 'sphere'?)" in message
+    assert "unknown task 'hamer-v3' (did you mean 'hammer-v3'?)" in message
+    assert "protocol must be one of ('crl', 'rl'), got 'both'" in message

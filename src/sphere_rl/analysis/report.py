@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sphere_rl.analysis import plots
 from sphere_rl.analysis.html import render_html
-from sphere_rl.analysis.runs import find_runs
+from sphere_rl.analysis.runs import RunLoadError, find_runs
 from sphere_rl.analysis.summary import ExperimentSummary, Summary, summarize
 from sphere_rl.analysis.tables import (
     Table,
@@ -45,6 +45,7 @@ class Report:
     tables: list[Table]  # summary, per_task, runs, partial (in page order)
     figures: list[Figure] = field(default_factory=list)
     created: str = ""
+    unreadable: list[str] = field(default_factory=list)  # runs left out: "path: problem"
 
     @property
     def n_runs(self) -> int:
@@ -58,14 +59,17 @@ def build_report(runs_dir: Path, out: Path, reps: int = 10_000) -> Report:
         FileNotFoundError: when ``runs_dir`` holds no run directory.
     """
     runs_dir, out = Path(runs_dir), Path(out)
-    runs = find_runs(runs_dir)
+    unreadable: list[RunLoadError] = []
+    runs = find_runs(runs_dir, unreadable)
     if not runs:
-        raise FileNotFoundError(f"no run directories (with a config.json) under {runs_dir}")
+        bad = "".join(f"; unreadable: {err}" for err in unreadable)
+        raise FileNotFoundError(f"no run directories (with a config.json) under {runs_dir}{bad}")
     summary = summarize(runs, reps=reps)
     all_metrics = [m for e in summary.experiments for m in e.runs] + summary.partial
     tables = [summary_table(summary), per_task_table(summary), runs_table(all_metrics)]
     tables.append(partial_table(summary))
-    report = Report(runs_dir, out, summary, tables, created=time.strftime("%Y-%m-%d %H:%M:%S"))
+    report = Report(runs_dir, out, summary, tables, created=time.strftime("%Y-%m-%d %H:%M:%S"),
+                    unreadable=[str(err) for err in unreadable])  # fmt: skip
     report.figures = make_figures(summary.experiments, out / "figures")
     write_tables(report)
     (out / "index.html").write_text(render_html(report))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sphere_rl.continual.rundir import read_json, read_jsonl
+from sphere_rl.continual.rundir import RunFileError, read_json, read_jsonl
 
 # Keys of a configuration that distinguish experiments rather than repetitions of one: everything
 # except the seed. Used to group seeds and to find a CRL run's RL reference.
@@ -119,23 +119,55 @@ class RunData:
         return [f"routing/load_e{e}" for e in sorted(experts)]
 
 
+class RunLoadError(ValueError):
+    """A run directory that cannot be read back (a missing, damaged or foreign file)."""
+
+
 def load_run(path: Path) -> RunData:
+    """Read one run directory.
+
+    Raises:
+        FileNotFoundError: if ``path`` holds no config.json.
+        RunLoadError: naming the run and the file that cannot be read.
+    """
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} is not a run directory (no config.json)")
-    records = read_jsonl(path / "metrics.jsonl")
-    status_path = path / "status.json"
-    return RunData(
-        path=path,
-        config=read_json(path / "config.json"),
-        tasks=list(read_json(path / "run.json")["tasks"]),
-        status=read_json(status_path) if status_path.exists() else {"state": "new"},
-        train=[r for r in records if r["kind"] == "train"],
-        evals=[r for r in records if r["kind"] == "eval"],
-        diags=[r for r in records if r["kind"] == "diag"],
-    )
+    try:
+        records = read_jsonl(path / "metrics.jsonl")
+        status_path = path / "status.json"
+        config = read_json(path / "config.json")
+        run = read_json(path / "run.json") if (path / "run.json").is_file() else None
+        if not isinstance(config, dict) or not isinstance(run, dict) or "tasks" not in run:
+            raise RunLoadError(f"{path}: config.json or run.json is missing or not a run's")
+        return RunData(
+            path=path,
+            config=config,
+            tasks=list(run["tasks"]),
+            status=read_json(status_path) if status_path.exists() else {"state": "new"},
+            train=[r for r in records if r["kind"] == "train"],
+            evals=[r for r in records if r["kind"] == "eval"],
+            diags=[r for r in records if r["kind"] == "diag"],
+        )
+    except RunFileError as err:
+        raise RunLoadError(str(err)) from None
+    except (OSError, KeyError, TypeError) as err:
+        raise RunLoadError(f"{path}: unreadable ({type(err).__name__}: {err})") from None
 
 
-def find_runs(root: Path) -> list[RunData]:
-    """Every run directory under ``root`` (searched recursively), sorted by path."""
-    return [load_run(p.parent) for p in sorted(Path(root).rglob("config.json"))]
+def find_runs(root: Path, unreadable: list[RunLoadError] | None = None) -> list[RunData]:
+    """Every run directory under ``root`` (searched recursively), sorted by path.
+
+    Args:
+        unreadable: if given, runs that cannot be read are appended here and left out instead of
+            raising :class:`RunLoadError`.
+    """
+    runs = []
+    for config in sorted(Path(root).rglob("config.json")):
+        try:
+            runs.append(load_run(config.parent))
+        except RunLoadError as err:
+            if unreadable is None:
+                raise
+            unreadable.append(err)
+    return runs

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sphere_rl.cli.common import fail
+
 console = Console()
 
 
@@ -60,8 +62,7 @@ def entk_command(
         try:
             agent, tasks, cfg = load_agent(run_dir, name)
         except (FileNotFoundError, ValueError) as err:
-            console.print(f"[red]error:[/red] {err}")
-            raise typer.Exit(2) from err
+            fail(str(err))
         # Training mode, as in the runner's diagnostics: the kernel that governs learning
         # (DS-MoE trains with dense routing).
         agent.actor.train()

@@ -7,7 +7,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from sphere_rl.cli.common import fail
 
 console = Console()
 
@@ -29,8 +32,7 @@ def report(
     try:
         result = build_report(runs_dir, out, reps=reps)
     except FileNotFoundError as err:
-        console.print(f"[bold red]error:[/bold red] {err}", highlight=False)
-        raise typer.Exit(2) from err
+        fail(str(err))
     (summary, *_), partial = result.tables, result.summary.partial
     table = Table(title=summary.title)
     for column in summary.columns:
@@ -41,6 +43,9 @@ def report(
     if partial:
         names = ", ".join(f"{m.run.name} ({m.run.state})" for m in partial)
         console.print(f"[yellow]{len(partial)} partial run(s), reported apart:[/yellow] {names}")
+    for problem in result.unreadable:
+        console.print(f"[yellow]unreadable run left out:[/yellow] {escape(problem)}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
     for note in result.summary.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"report: {out / 'index.html'} (tables in {out / 'tables'}, {out / 'report.md'})")

@@ -11,19 +11,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sphere_rl.cli.common import check_out_dir, err_console, fail, read_config_file
+
 console = Console()
-err_console = Console(stderr=True)
 Opt = typer.Option
 SUMMARY_FILE = "sweep_summary.json"
 
 
 def register(app: typer.Typer) -> None:
     app.command("sweep")(sweep)
-
-
-def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/bold red] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 def sweep(
@@ -79,12 +75,9 @@ def sweep(
         plan_runs,
     )
 
-    base: dict[str, Any] = {}
-    if config is not None:
-        try:
-            base.update(json.loads(config.read_text()))
-        except (OSError, json.JSONDecodeError) as err:
-            fail(f"cannot read --config {config}: {err}")
+    base: dict[str, Any] = read_config_file(config) if config is not None else {}
+    if benchmark is not None and tasks is not None:
+        fail("give --benchmark or --tasks, not both (--tasks replaces the sequence)")
     flags = {"preset": preset, "steps_per_task": steps_per_task, "tasks": tasks}
     base.update({k: v for k, v in flags.items() if v is not None})
     if tasks is not None and benchmark is None:
@@ -106,6 +99,7 @@ def sweep(
         plans = plan_runs(expand_grid(grid), out, retry_failed, list(variations))
     except ConfigError as err:
         fail(str(err))
+    check_out_dir(out)
     if gpus_per_run > 0 and all(p.cfg.device == "cpu" for p in plans):
         console.print("[yellow]warning:[/yellow] GPUs are reserved but device is cpu; set"
                       ' "device": "cuda" in --config to use them.')  # fmt: skip
@@ -123,6 +117,7 @@ def sweep(
 
 
 def _execute(plans, out: Path, address, num_cpus, cpus_per_run, gpus_per_run) -> None:
+    from sphere_rl.continual.rundir import atomic_write_bytes
     from sphere_rl.sweep.ray_runner import RayOptions, outcomes_to_json, run_sweep
 
     def on_done(outcome) -> None:
@@ -139,8 +134,8 @@ def _execute(plans, out: Path, address, num_cpus, cpus_per_run, gpus_per_run) ->
     except ConnectionError as err:
         fail(f"cannot reach Ray at {address}: {err}. A cluster with token authentication needs"
              " RAY_AUTH_MODE=token (and its token) in this shell too; see docs/sweeps.md.")  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SUMMARY_FILE).write_text(json.dumps(outcomes_to_json(outcomes), indent=2) + "\n")
+    summary = json.dumps(outcomes_to_json(outcomes), indent=2) + "\n"
+    atomic_write_bytes(out / SUMMARY_FILE, summary.encode())
     _print_summary(outcomes)
     failed = [o for o in outcomes if not o.ok]
     for o in failed:

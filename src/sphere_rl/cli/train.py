@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,20 +10,16 @@ from rich.console import Console
 from rich.table import Table
 
 from sphere_rl.algo.ppo import NonFiniteLossError
-from sphere_rl.config import ConfigError, build_config
+from sphere_rl.cli.common import check_out_dir, fail, read_config_file
+from sphere_rl.config import ConfigError, ExperimentConfig, build_config
+from sphere_rl.continual.rundir import RunBusyError, RunFileError, read_json, run_lock
 
 console = Console()
-err_console = Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
     app.command("eval")(evaluate_run)
-
-
-def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/bold red] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 Opt = typer.Option
@@ -70,14 +65,14 @@ def train(
 
     Re-running the same command continues the run it created (same directory under --out).
     """
-    from sphere_rl.continual.runner import ContinualRunner, ResumeError, run_dir_name
+    from sphere_rl.continual.runner import (
+        ContinualRunner,
+        ResumeError,
+        check_sequence,
+        run_dir_name,
+    )
 
-    overrides: dict[str, Any] = {}
-    if config is not None:
-        try:
-            overrides.update(json.loads(config.read_text()))
-        except (OSError, json.JSONDecodeError) as err:
-            fail(f"cannot read --config {config}: {err}")
+    overrides: dict[str, Any] = read_config_file(config) if config is not None else {}
     flags = {
         "benchmark": benchmark, "tasks": tasks, "method": method, "arch": arch, "reg": reg,
         "rho": rho, "sphere_mode": sphere_mode, "sphere_variant": sphere_variant,
@@ -86,24 +81,79 @@ def train(
         "eval_episodes": eval_episodes, "env_backend": env_backend, "device": device,
     }  # fmt: skip
     overrides.update({k: v for k, v in flags.items() if v is not None})
-    if tasks is not None and benchmark is None:
+    conflict = []
+    if benchmark is not None and tasks is not None:
+        conflict.append("give --benchmark or --tasks, not both (--tasks replaces the sequence)")
+    elif tasks is not None:
         overrides["benchmark"] = None
+    # Everything is checked before the run directory is created or touched.
+    cfg = _resolve_config(overrides, conflict, resume)
     try:
-        if resume is not None:
-            cfg = build_config(overrides) if overrides else None
-            runner = ContinualRunner.open(cfg, resume, show_progress=not quiet)
-        else:
-            cfg = build_config(overrides)
-            runner = ContinualRunner.open(cfg, out / run_dir_name(cfg), show_progress=not quiet)
-        if runner.status.get("state") == "finished":
-            console.print(f"{runner.run_dir} is already finished; nothing to do.")
-            return
-        status = runner.run()
-    except (ConfigError, ResumeError, ValueError, FileNotFoundError) as err:
+        check_sequence(cfg)
+    except ConfigError as err:
+        fail(str(err))
+    if resume is None:
+        check_out_dir(out)
+        run_dir = out / run_dir_name(cfg)
+    else:
+        run_dir = resume
+    _check_device(cfg, resume)
+    try:
+        with run_lock(run_dir):
+            runner = ContinualRunner.open(cfg, run_dir, show_progress=not quiet)
+            if runner.status.get("state") == "finished":
+                console.print(f"{runner.run_dir} is already finished; nothing to do.")
+                return
+            status = runner.run()  # a bug inside training keeps its traceback (and error.log)
+    except (ConfigError, ResumeError, RunBusyError, RunFileError) as err:
         fail(str(err))
     except NonFiniteLossError as err:
         fail(str(err), code=3)
     console.print(f"finished: {runner.run_dir} ({status['global_step']:,} env steps)")
+
+
+def _resolve_config(
+    overrides: dict[str, Any], problems: list[str], resume: Path | None
+) -> ExperimentConfig:
+    """The run's configuration: defaults ← preset ← overrides for a new run; for ``--resume``,
+    the stored configuration ← overrides (the runner then refuses any key that changed but
+    device and torch_threads). Exits 2 listing every problem."""
+    base: dict[str, Any] = {}
+    if resume is not None:
+        if not (resume / "config.json").is_file():
+            fail(f"--resume {resume}: not a run directory (no config.json); leave out --resume"
+                 " to start a new run")  # fmt: skip
+        try:
+            base = read_json(resume / "config.json")
+        except RunFileError as err:
+            fail(str(err))
+        if not isinstance(base, dict):
+            fail(f"{resume / 'config.json'}: not a JSON object; the run directory is damaged")
+    try:
+        cfg = build_config({**base, **overrides})
+    except ConfigError as err:  # "invalid configuration:" then one "  - problem" per line
+        problems = [*problems, *(ln.strip()[2:] for ln in str(err).splitlines()[1:])]
+    else:
+        if not problems:
+            return cfg
+    fail("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def _check_device(cfg: ExperimentConfig, resume: Path | None) -> None:
+    """Exit 2 if the configured device is missing here (before the run directory is touched)."""
+    if not cfg.device.startswith("cuda"):
+        return
+    import torch
+
+    index = int(cfg.device.partition(":")[2] or 0)
+    if torch.cuda.is_available() and index < torch.cuda.device_count():
+        return
+    found = f"{torch.cuda.device_count()} CUDA device(s)" if torch.cuda.is_available() else (
+        "no CUDA (torch.cuda.is_available() is False)")  # fmt: skip
+    if resume is None:
+        fail(f"--device {cfg.device}: {found} on this machine; use --device cpu")
+    fail(f"{resume} trains on device {cfg.device!r}, but this machine has {found}. Resume it on"
+         f" a machine with CUDA, or continue on CPU with --resume {resume} --device cpu")  # fmt: skip
 
 
 def evaluate_run(

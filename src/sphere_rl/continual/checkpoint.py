@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+import pickle
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from sphere_rl.continual.rundir import atomic_write_bytes
+from sphere_rl.continual.rundir import RunFileError, atomic_write_bytes
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -41,8 +43,23 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The payload saved in ``path``.
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        RunFileError: naming the file, if it is truncated or not a checkpoint.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    # Our own files: they hold numpy RNG states and plain Python objects besides tensors.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        # Our own files: they hold numpy RNG states and plain Python objects besides tensors.
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        first_line = (str(err).splitlines() or [""])[0]
+        raise RunFileError(
+            f"{path} is damaged (truncated or not a checkpoint): {type(err).__name__}: {first_line}"
+        ) from None
+    if not isinstance(payload, dict) or "state" not in payload:
+        raise RunFileError(f"{path} is not a sphere-rl checkpoint")
+    return payload

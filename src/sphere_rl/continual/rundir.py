@@ -13,18 +13,23 @@ Layout of a run directory::
     status.json          state (running / finished / failed), position, error message
     metrics.jsonl        one record per log step: kind "train", "eval" or "diag"
     eval.csv             every evaluation (regenerated from metrics.jsonl)
+    error.log            the traceback of every crash (a bug, not a user's mistake)
+    .lock                held (``flock``) by the process training the run; holds its PID
     tb/                  TensorBoard events
     checkpoints/latest.pt, checkpoints/task_XXX_end.pt
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +46,25 @@ EVAL_COLUMNS = (
 )
 
 
+LOCK_NAME = ".lock"
+ERROR_LOG = "error.log"
+_TMP_SUFFIX = ".tmp"
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; set it back at once.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
     try:
+        # mkstemp creates 0600; a run directory on shared storage must keep the user's usual mode.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -56,12 +75,87 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the temporary files of atomic writes a kill interrupted (``.<name>.*.tmp`` in the
+    run directory and its ``checkpoints/``); returns what was removed. Only call it while holding
+    the run's lock, or a live writer's file could go."""
+    removed = []
+    for folder in (Path(run_dir), Path(run_dir) / "checkpoints"):
+        for tmp in folder.glob(f".*{_TMP_SUFFIX}"):
+            if tmp.is_file():
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+    return removed
+
+
+class RunBusyError(RuntimeError):
+    """Another live process is training this run directory right now."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
+    """Exclusive lock on a run directory for as long as one process trains it.
+
+    ``flock`` is released by the kernel when its holder dies, so a killed run leaves no stale
+    lock: the PID left in the file is only for the message of the process that finds it busy.
+
+    Args:
+        wait_s: how long to wait for a holder to let go before giving up.
+
+    Raises:
+        RunBusyError: naming the holder's PID, if another process holds the lock.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_NAME
+    deadline = time.monotonic() + wait_s
+    with open(path, "a+") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunBusyError(
+                f"{run_dir} is being trained by another process (PID {holder}); wait for it to"
+                " finish or stop it, then run the command again"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+
+
+def append_error_log(run_dir: Path, text: str) -> None:
+    """Append a crash's traceback to the run's ``error.log`` (best effort: never masks the crash)."""
+    with contextlib.suppress(OSError), open(Path(run_dir) / ERROR_LOG, "a") as f:
+        f.write(text if text.endswith("\n") else text + "\n")
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+class RunFileError(ValueError):
+    """A file of a run directory is missing, truncated or not what it should be."""
+
+
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """The JSON in ``path``.
+
+    Raises:
+        RunFileError: naming the file, if it cannot be read or is not valid JSON.
+    """
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise RunFileError(f"{path}: cannot read it as JSON ({reason})") from None
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -82,11 +176,11 @@ class JsonlLog:
     """Append-only JSON-lines log with per-record fsync."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(path)  # created by the first append, not before
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, sort_keys=True, allow_nan=True) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
             f.write(line)
             f.flush()
@@ -95,10 +189,11 @@ class JsonlLog:
     def truncate_after(self, global_step: int) -> list[dict[str, Any]]:
         """Drop records logged after ``global_step`` (work a resumed run will redo); returns the
         records kept."""
-        kept = [r for r in read_jsonl(self.path) if r.get("global_step", 0) <= global_step]
-        atomic_write_bytes(
-            self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept).encode()
-        )
+        records = read_jsonl(self.path)
+        kept = [r for r in records if r.get("global_step", 0) <= global_step]
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+        if not self.path.exists() or self.path.read_text() != text:  # never rewrite an intact file
+            atomic_write_bytes(self.path, text.encode())
         return kept
 
 
@@ -108,4 +203,6 @@ def write_eval_csv(path: Path, eval_records: Iterable[dict[str, Any]]) -> None:
     writer.writeheader()
     for record in eval_records:
         writer.writerow(record)
-    atomic_write_bytes(path, buffer.getvalue().encode())
+    data = buffer.getvalue().encode()
+    if not Path(path).is_file() or Path(path).read_bytes() != data:  # leave an intact file alone
+        atomic_write_bytes(path, data)

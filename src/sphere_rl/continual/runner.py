@@ -15,7 +15,10 @@ environments and draw no random numbers from the training streams.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import time
+import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,11 +38,16 @@ from sphere_rl.continual.checkpoint import (
     save_checkpoint,
 )
 from sphere_rl.continual.evaluation import evaluate, probe_states
+from sphere_rl.continual.finite import check_agent_state
 from sphere_rl.continual.progress import ProgressDisplay
 from sphere_rl.continual.rundir import (
     JsonlLog,
+    RunFileError,
+    append_error_log,
     atomic_write_json,
     read_json,
+    read_jsonl,
+    remove_stale_temporaries,
     write_eval_csv,
 )
 from sphere_rl.envs import make_vector_env, resolve_tasks, task_spec
@@ -58,6 +66,15 @@ def derive_seed(seed: int, *keys: int) -> int:
 
 class ResumeError(RuntimeError):
     """A run directory cannot be resumed with the given configuration."""
+
+
+class RunDamagedError(ResumeError):
+    """A run directory's files contradict each other; resuming would lose or duplicate work."""
+
+
+# Keys that say where a run executes, not what it computes: a resume may change them (e.g. continue
+# a GPU run on CPU), and the stored configuration is updated.
+RUNTIME_KEYS = ("device", "torch_threads")
 
 
 @dataclass
@@ -84,12 +101,7 @@ class ContinualRunner:
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, show_progress: bool = True) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.tasks = resolve_tasks(cfg.benchmark if cfg.tasks is None else None, cfg.tasks)
-        resolve_method(cfg)  # fail fast on an unknown method, architecture or regularizer
-        if cfg.env_backend == "envpool":
-            _check_envpool_tasks(self.tasks)
-        if cfg.protocol == "crl":
-            _check_shared_dims(self.tasks)
+        self.tasks = check_sequence(cfg)
         self.show_progress = show_progress
         self.state = RunState()
         self.metrics = JsonlLog(self.run_dir / "metrics.jsonl")
@@ -108,15 +120,22 @@ class ContinualRunner:
     ) -> ContinualRunner:
         """Start a new run in ``run_dir``, or resume the one there.
 
-        Resuming compares ``cfg`` (if given) with the saved configuration and refuses any change,
-        naming the differing keys.
+        Resuming compares ``cfg`` (if given) with the saved configuration and refuses any change
+        but of :data:`RUNTIME_KEYS`, naming the differing keys. A new run is validated before its
+        directory is created. Callers that may race another process hold
+        :func:`~sphere_rl.continual.rundir.run_lock` (the CLI and the sweep do): a resume also
+        deletes the temporary files of interrupted writes.
+
+        Raises:
+            ResumeError: a changed configuration, or ``cfg=None`` and no run in ``run_dir``.
+            RunDamagedError, RunFileError: the run's files are damaged (status becomes ``failed``).
         """
         run_dir = Path(run_dir)
         config_path = run_dir / "config.json"
         if config_path.exists():
             saved = read_json(config_path)
             if cfg is not None:
-                diff = config_diff(saved, cfg.to_dict())
+                diff = [k for k in config_diff(saved, cfg.to_dict()) if k not in RUNTIME_KEYS]
                 if diff:
                     details = ", ".join(
                         f"{k}: {saved.get(k)!r} → {cfg.to_dict().get(k)!r}" for k in diff
@@ -125,13 +144,21 @@ class ContinualRunner:
                         f"{run_dir} was started with a different configuration; differing keys:"
                         f" {details}. Resume without changing them, or use another --out."
                     )
+                if cfg.to_dict() != saved:  # only runtime keys changed
+                    atomic_write_json(config_path, cfg.to_dict())
+                    saved = cfg.to_dict()
             runner = cls(build_config(saved), run_dir, show_progress)
-            runner._restore()
+            remove_stale_temporaries(run_dir)
+            try:
+                runner._restore()
+            except (RunFileError, RunDamagedError) as err:
+                runner._mark_failed(str(err))  # a sweep must not take it for a live run
+                raise
             return runner
         if cfg is None:
             raise ResumeError(f"{run_dir} is not a run directory (no config.json)")
+        runner = cls(cfg, run_dir, show_progress)  # validates before anything is created
         run_dir.mkdir(parents=True, exist_ok=True)
-        runner = cls(cfg, run_dir, show_progress)
         arch, regs = resolve_method(cfg)
         atomic_write_json(
             run_dir / "run.json",
@@ -176,6 +203,11 @@ class ContinualRunner:
             raise
         except Exception as err:  # any crash: say so in status.json; the checkpoint stays valid
             self._write_status("failed", error=f"{type(err).__name__}: {err}")
+            append_error_log(
+                self.run_dir,
+                f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} at step {self.state.global_step}\n"
+                + traceback.format_exc(),
+            )
             raise
         finally:
             self.writer.close()
@@ -334,9 +366,7 @@ class ContinualRunner:
         every = range(len(self.tasks)) if cfg.protocol == "crl" else [t]
         self._evaluate(t, every, "task_end")
         self._diagnose(t)
-        save_checkpoint(
-            self.run_dir / "checkpoints" / f"task_{t:03d}_end.pt", self._checkpoint_payload()
-        )
+        self._write_checkpoint(f"task_{t:03d}_end.pt")
         self.state = RunState(task_index=t + 1, global_step=self.state.global_step)
         self._save_checkpoint()
 
@@ -446,15 +476,28 @@ class ContinualRunner:
             "act_dim": self.agent.actor.act_dim if self.agent else None,
         }
 
+    def _write_checkpoint(self, name: str, env: VectorTaskEnv | None = None) -> None:
+        payload = self._checkpoint_payload(env)
+        check_agent_state(payload["agent"], f"checkpoints/{name}", self.state.global_step)
+        save_checkpoint(self.run_dir / "checkpoints" / name, payload)
+
     def _save_checkpoint(self, env: VectorTaskEnv | None = None) -> None:
-        save_checkpoint(self.run_dir / "checkpoints" / "latest.pt", self._checkpoint_payload(env))
+        self._write_checkpoint("latest.pt", env)
         self._write_status("running")
 
     def _restore(self) -> None:
         path = self.run_dir / "checkpoints" / "latest.pt"
+        records = read_jsonl(self.metrics.path)
         if not path.exists():
+            if records:  # the first checkpoint precedes the first record
+                raise RunDamagedError(
+                    f"cannot resume {self.run_dir}: {path} is missing but metrics.jsonl holds"
+                    f" {len(records)} records, so starting over would duplicate them. Restore"
+                    " the checkpoint, or delete the run directory to start the run from scratch."
+                )
             return  # killed before the first checkpoint: start over
         payload = load_checkpoint(path)
+        _check_logs_reach(self.run_dir, records, payload["state"]["global_step"])
         self.state = RunState(**payload["state"])
         if payload["agent"] is not None:
             self.agent = build_agent(self.cfg, payload["obs_dim"], payload["act_dim"])
@@ -466,6 +509,16 @@ class ContinualRunner:
         kept = self.metrics.truncate_after(self.state.global_step)
         self.eval_records = [{**r, "kind": r["eval_kind"]} for r in kept if r["kind"] == "eval"]
         write_eval_csv(self.run_dir / "eval.csv", self.eval_records)
+
+    def _mark_failed(self, error: str) -> None:
+        """Set the state to ``failed`` keeping the recorded position (the runner's own may not
+        have been restored)."""
+        try:
+            status = self.status
+        except RunFileError:
+            status = {}
+        status.update(state="failed", error=error, updated=time.time())
+        atomic_write_json(self.run_dir / "status.json", status)
 
     def _write_status(self, state: str, error: str | None = None) -> None:
         atomic_write_json(
@@ -481,6 +534,48 @@ class ContinualRunner:
         )
 
 
+def _check_logs_reach(run_dir: Path, records: list[dict[str, Any]], step: int) -> None:
+    """Refuse a resume whose logs lack records the checkpoint says were written (a cut or edited
+    metrics.jsonl): trimming would then shorten eval.csv and lose those records for good."""
+    problem = None
+    if step > 0 and not any(
+        r["kind"] == "train" and r["global_step"] == step for r in records
+    ):  # every checkpoint after the first is written right after a train record of its step
+        problem = f"it has no training record at step {step:,}"
+    else:
+        logged = sum(r["kind"] == "eval" and r["global_step"] <= step for r in records)
+        csv_path = run_dir / "eval.csv"
+        rows = 0
+        if csv_path.exists():
+            with contextlib.suppress(ValueError, KeyError, TypeError, csv.Error):
+                with open(csv_path, newline="") as f:  # derived from the logs; regenerated anyway
+                    rows = sum(int(row["global_step"]) <= step for row in csv.DictReader(f))
+            if rows > logged:
+                problem = f"it holds {logged} evaluations up to step {step:,}, eval.csv {rows}"
+    if problem is not None:
+        raise RunDamagedError(
+            f"cannot resume {run_dir}: metrics.jsonl does not reach the checkpoint's step"
+            f" {step:,} ({problem}); it was cut or edited. Nothing was changed: restore"
+            " metrics.jsonl from a backup, or delete the run directory to start over."
+        )
+
+
+def check_sequence(cfg: ExperimentConfig) -> list[str]:
+    """The task sequence of ``cfg``, after checking that this runner can train it (method parts
+    known, the envpool port covers every task, CRL tasks share their sizes).
+
+    Raises:
+        ConfigError: naming the problem, before anything is created.
+    """
+    tasks = resolve_tasks(cfg.benchmark if cfg.tasks is None else None, cfg.tasks)
+    resolve_method(cfg)  # fail fast on an unknown method, architecture or regularizer
+    if cfg.env_backend == "envpool":
+        _check_envpool_tasks(tasks)
+    if cfg.protocol == "crl":
+        _check_shared_dims(tasks)
+    return tasks
+
+
 def _check_envpool_tasks(tasks: list[str]) -> None:
     """Refuse, before training starts, a sequence with tasks the envpool port cannot run."""
     from sphere_rl.envs.envpool_backend import check_envpool_task
@@ -492,7 +587,7 @@ def _check_envpool_tasks(tasks: list[str]) -> None:
         except ValueError as err:
             refused.append(f"{task}: {err}")
     if refused:
-        raise ValueError(
+        raise ConfigError(
             "env_backend 'envpool' cannot run every task of this sequence (use 'auto' for envpool"
             " where parity holds and the reference elsewhere):\n  " + "\n  ".join(refused)
         )
@@ -503,7 +598,7 @@ def _check_shared_dims(tasks: list[str]) -> None:
     dims = {task: _task_dims(task) for task in dict.fromkeys(tasks)}
     if len(set(dims.values())) > 1:
         listed = ", ".join(f"{t} (obs {o}, act {a})" for t, (o, a) in dims.items())
-        raise ValueError(
+        raise ConfigError(
             "protocol 'crl' trains one agent through the sequence, so every task needs the same"
             f" observation and action sizes; got {listed}. Use tasks of one family, or"
             " protocol 'rl'."
@@ -536,4 +631,13 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-__all__ = ["ConfigError", "ContinualRunner", "ResumeError", "derive_seed", "run_dir_name"]
+__all__ = [
+    "RUNTIME_KEYS",
+    "ConfigError",
+    "ContinualRunner",
+    "ResumeError",
+    "RunDamagedError",
+    "check_sequence",
+    "derive_seed",
+    "run_dir_name",
+]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sphere_rl.config import ExperimentConfig, config_diff
-from sphere_rl.continual.rundir import read_json
+from sphere_rl.continual.rundir import RunFileError, read_json
 from sphere_rl.continual.runner import run_dir_name
 from sphere_rl.sweep.grid import variant_name
 
@@ -48,12 +48,16 @@ def plan_run(
     config_path = run_dir / "config.json"
     if not config_path.exists():
         return PlannedRun(cfg, run_dir, NEW, variant=variant)
-    diff = config_diff(read_json(config_path), cfg.to_dict())
+    try:
+        saved = read_json(config_path)
+        diff = config_diff(saved, cfg.to_dict()) if isinstance(saved, dict) else ["config.json"]
+        status_path = run_dir / "status.json"
+        status = read_json(status_path) if status_path.exists() else {"state": "running"}
+    except RunFileError as err:  # a damaged run is reported, never overwritten
+        return PlannedRun(cfg, run_dir, CONFLICT, f"damaged: {err}", variant=variant)
     if diff:
         note = f"holds a different configuration ({diff})"
         return PlannedRun(cfg, run_dir, CONFLICT, note, variant=variant)
-    status_path = run_dir / "status.json"
-    status = read_json(status_path) if status_path.exists() else {"state": "running"}
     state, step = status.get("state", "running"), status.get("global_step", 0)
     if state == "finished":
         action, note = SKIP, "already finished"

@@ -9,21 +9,24 @@ the others; it comes back as an outcome with its error.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
+import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sphere_rl.continual.rundir import run_lock
 from sphere_rl.sweep.plan import CONFLICT, PlannedRun
 
 FINISHED, FAILED, SKIPPED = "finished", "failed", "skipped"
 LOG_NAME = "sweep.log"  # a run's own output, inside its directory
-LOCK_NAME = ".sweep.lock"
+# A worker orphaned by a killed driver stops within a second (see _exit_with_parent); a new sweep
+# waits this long for such a worker's lock before reporting the run busy.
+LOCK_WAIT_S = 30.0
 # The driver passes only small dicts through Ray's object store; keep it (shared memory) small.
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024**2
 
@@ -43,45 +46,59 @@ class RunOutcome:
     seconds: float = 0.0
     error: str | None = None
     traceback: str | None = None
+    node: str | None = None  # the Ray node id that trained it
 
     @property
     def ok(self) -> bool:
         return self.result in (FINISHED, SKIPPED) and self.error is None
 
 
-class RunBusyError(RuntimeError):
-    """Another process is training this run directory right now."""
+def _exit_with_parent() -> None:
+    """Stop this process as soon as its parent (the raylet that started the worker) dies.
+
+    A killed local sweep takes its raylet with it, but Ray workers only notice at their next call
+    to the raylet, which a training run never makes: the orphan would train on while the next
+    sweep resumes the same run. Killing it is safe: every run resumes from its last checkpoint.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.25)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-@contextlib.contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
-    """Exclusive lock on a run directory, so two sweeps over the same ``--out`` never train one
-    run twice at once. The kernel drops it when the holder dies, so a killed sweep leaves none."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / LOCK_NAME, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunBusyError(f"{run_dir} is being trained by another process") from None
-        yield
+def _node_id() -> str | None:
+    """The Ray node this process runs on; ``None`` outside Ray (a direct call, as in tests)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 def train_run(config: dict[str, Any], run_dir: str, threads: int) -> dict[str, Any]:
     """Body of one Ray task: create or resume the run and train it to the end.
 
-    Never raises: returns ``{"result", "global_step", "seconds", "error", "traceback"}``.
+    Never raises: returns ``{"result", "global_step", "seconds", "error", "traceback", "node"}``.
     """
     import torch
 
     from sphere_rl.config import build_config
     from sphere_rl.continual.runner import ContinualRunner
 
+    node = _node_id()
+    if node is not None:  # a Ray worker
+        _exit_with_parent()
     # Ray sets OMP_NUM_THREADS from the task's CPUs; torch's intra-op pool must follow too.
     torch.set_num_threads(threads)
     start, path = time.perf_counter(), Path(run_dir)
-    outcome: dict[str, Any] = {"result": FAILED, "global_step": 0, "error": None, "traceback": None}
+    outcome: dict[str, Any] = {"result": FAILED, "global_step": 0, "error": None,
+                               "traceback": None, "node": node}  # fmt: skip
     try:
-        with run_lock(path), open(path / LOG_NAME, "a") as log:
+        with run_lock(path, wait_s=LOCK_WAIT_S), open(path / LOG_NAME, "a") as log:
+            log.write(f"sweep: on node {node} (pid {os.getpid()})\n")
+            log.flush()
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 runner = ContinualRunner.open(build_config(config), path, show_progress=True)
                 status = runner.run()
@@ -187,7 +204,7 @@ def _collect(ray, ref, plan: PlannedRun) -> RunOutcome:
         return outcome
     outcome.result, outcome.global_step = result["result"], result["global_step"]
     outcome.seconds, outcome.error = result["seconds"], result["error"]
-    outcome.traceback = result["traceback"]
+    outcome.traceback, outcome.node = result["traceback"], result.get("node")
     return outcome
 
 
