@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
 import sphere_rl
 from sphere_rl.algo.buffer import RolloutBuffer, compute_gae
@@ -38,6 +37,7 @@ from sphere_rl.continual.rundir import (
     read_json,
     write_eval_csv,
 )
+from sphere_rl.continual.tensorboard import TensorBoardLog
 from sphere_rl.envs import make_vector_env, resolve_tasks
 from sphere_rl.methods import build_agent, resolve_method
 
@@ -147,7 +147,9 @@ class ContinualRunner:
         if self.cfg.torch_threads > 0:
             torch.set_num_threads(self.cfg.torch_threads)
         total = len(self.tasks) * self.cfg.iterations_per_task * self.cfg.steps_per_iteration
-        self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.state.global_step + 1)
+        self.tensorboard = TensorBoardLog(
+            self.run_dir / "tb", self.state.global_step + 1, self.cfg.to_dict(), self.eval_records
+        )
         try:
             with ProgressDisplay(total, self.show_progress, self.run_dir.name) as progress:
                 self.progress = progress
@@ -160,7 +162,7 @@ class ContinualRunner:
             self._write_status("failed", error=f"{type(err).__name__}: {err}")
             raise
         finally:
-            self.writer.close()
+            self.tensorboard.close()
         self._write_status("finished")
         return self.status
 
@@ -343,16 +345,7 @@ class ContinualRunner:
     # ----------------------------------------------------------------------------- persistence
     def _log(self, record: dict[str, Any]) -> None:
         self.metrics.append(record)
-        step = record["global_step"]
-        kind = record["kind"]
-        for key, value in record.items():
-            if (
-                isinstance(value, int | float)
-                and not isinstance(value, bool)
-                and key != "global_step"
-            ):
-                tag = f"{kind}/{key}" if kind != "eval" else f"eval/{record['eval_task']}/{key}"
-                self.writer.add_scalar(tag, value, step)
+        self.tensorboard.log(record)
 
     def _checkpoint_payload(self) -> dict[str, Any]:
         return {
