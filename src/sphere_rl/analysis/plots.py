@@ -43,9 +43,28 @@ _TITLE_WIDTH = 70  # characters per title line: long custom sequences wrap inste
 
 
 # ------------------------------------------------------------------------------- series
+def scheduled_steps(run: RunData, interval_key: str) -> np.ndarray:
+    """The global steps at which the runner evaluates (``eval_interval``) or diagnoses
+    (``diag_interval``): every iteration that crosses a multiple of the interval, except a task's
+    last, plus every task end. Empty when the configuration lacks the keys."""
+    cfg = run.config
+    try:
+        per_iteration, interval = cfg["num_envs"] * cfg["num_steps"], int(cfg[interval_key])
+    except (KeyError, TypeError, ValueError):
+        return np.zeros(0)
+    length = run.steps_per_task
+    within = np.arange(per_iteration, length, per_iteration)
+    crossed = within[within // interval > (within - per_iteration) // interval]
+    starts = np.arange(len(run.tasks))[:, None] * length
+    return np.sort(np.concatenate([(starts + crossed).ravel(), starts[:, 0] + length]))
+
+
 def eval_grid(run: RunData) -> np.ndarray:
-    """Every global step at which the run evaluated anything, sorted."""
-    return np.unique(np.array([r["global_step"] for r in run.evals], dtype=float))
+    """Every global step at which the run evaluated, or was scheduled to, sorted: a scheduled
+    evaluation that is missing from the log becomes a NaN (a gap in the curve), not a silent
+    straight line between its neighbours."""
+    logged = np.array([r["global_step"] for r in run.evals], dtype=float)
+    return np.union1d(logged, scheduled_steps(run, "eval_interval"))
 
 
 def task_success_on_grid(run: RunData, task: int) -> tuple[np.ndarray, np.ndarray]:
@@ -274,8 +293,10 @@ def _draw_bars(ax, xs: np.ndarray, intervals: Sequence[Interval | None], width: 
     if multi.any():
         ivals = [intervals[i] for i, m in zip(present, multi, strict=True) if m]
         errors = np.array([[iv.mean - iv.low, iv.high - iv.mean] for iv in ivals]).T
-        ax.errorbar(x[multi], means[multi], yerr=errors, fmt="none", ecolor="black", capsize=3,
-                    lw=1, gid=f"whiskers-{protocol}")  # fmt: skip
+        whiskers = ax.errorbar(x[multi], means[multi], yerr=errors, fmt="none", ecolor="black",
+                               capsize=3, lw=1)  # fmt: skip
+        for artist in whiskers.lines[2]:  # the vertical lines (their ids survive into SVG)
+            artist.set_gid(f"whiskers-{protocol}")
         tops[multi] = [iv.high for iv in ivals]
     for xi, top, mean in zip(x, tops, means, strict=True):
         ax.text(xi, top + 0.015, f"{mean:.2f}", ha="center", va="bottom", fontsize=7,

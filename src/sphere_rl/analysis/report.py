@@ -48,16 +48,15 @@ class Figure:
 
 
 def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
-    """Normalised figure formats; ValueError naming the problem for unknown ones or a missing PNG
-    (the HTML page embeds the PNGs)."""
+    """Normalised figure formats, PNG first and always present (the HTML page embeds the PNGs);
+    ValueError naming any unknown format."""
     formats = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats if f.strip()))
     unknown = [f for f in formats if f not in plots.FORMATS]
     if unknown:
         raise ValueError(
-            f"unknown figure format(s) {unknown}; choose from {', '.join(plots.FORMATS)}"
+            f"unknown figure format(s) {', '.join(unknown)} in --formats; choose among"
+            f" {', '.join(plots.FORMATS)}"
         )
-    if "png" not in formats:
-        raise ValueError("figure formats must include png (index.html embeds the PNGs)")
     return ("png", *(f for f in formats if f != "png"))
 
 

@@ -24,6 +24,7 @@ from sphere_rl.analysis.summary import (
     RunMetrics,
     Summary,
 )
+from sphere_rl.continual.rundir import read_json
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,7 @@ def config_tables(metrics: Sequence[RunMetrics]) -> tuple[Table, Table]:
     )
     columns = [Column("sequence", "sequence"), Column("method", "method"),
                Column("protocols", "protocols"), Column("seeds", "seeds"),
+               Column("architecture", "architecture"), Column("plugins", "plug-ins"),
                Column("settings", "settings that differ from the shared configuration")]  # fmt: skip
     per_method = Table("config_methods", "Hyperparameters per method", columns)
     groups: dict[tuple[str, str], list[RunMetrics]] = {}
@@ -288,8 +290,20 @@ def config_tables(metrics: Sequence[RunMetrics]) -> tuple[Table, Table]:
             settings.append(f"{k}={' | '.join(values)}")
         protocols = ", ".join(sorted({m.run.protocol for m in members}))
         seeds = ", ".join(str(s) for s in sorted({m.run.seed for m in members}))
-        per_method.rows.append([sequence, label, protocols, seeds, "; ".join(settings) or "—"])
+        arch, plugins = _method_parts(members[0].run.path)
+        per_method.rows.append(
+            [sequence, label, protocols, seeds, arch, plugins, "; ".join(settings) or "—"]
+        )
     return shared, per_method
+
+
+def _method_parts(run_dir) -> tuple[str, str]:
+    """Architecture and plug-ins the runner resolved for a run (its ``run.json``)."""
+    try:
+        info = read_json(run_dir / "run.json")
+    except (OSError, ValueError):
+        return "—", "—"
+    return str(info.get("arch") or "—"), "+".join(info.get("regularizers") or []) or "none"
 
 
 def _config_value(value: Any) -> str:
