@@ -21,8 +21,8 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1em; max
        color: #222; }
 h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.8em; max-width: 100%; }
-th, td { border: 1px solid #bbb; padding: 3px 6px; text-align: left; vertical-align: top;
-         overflow-wrap: anywhere; }
+th, td { border: 1px solid #bbb; padding: 3px 6px; text-align: left; vertical-align: top; }
+td.num { white-space: nowrap; } td.long { overflow-wrap: anywhere; min-width: 12em; }
 .scroll { overflow-x: auto; max-width: 100%; }
 .files { font-size: 0.85em; color: #555; } .files a { margin-right: 0.6em; }
 th { background: #eef2f7; } tbody tr:nth-child(even) { background: #f8f8f8; }

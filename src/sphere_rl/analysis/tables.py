@@ -93,7 +93,9 @@ class Table:
     def to_html(self) -> str:
         head = "".join(f"<th>{html.escape(c.title)}</th>" for c in self.columns)
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(format_cell(v))}</td>" for v in row) + "</tr>"
+            "<tr>"
+            + "".join(f"<td{_html_class(v)}>{html.escape(format_cell(v))}</td>" for v in row)
+            + "</tr>"
             for row in self.rows
         )
         text = self.full_caption
@@ -158,6 +160,17 @@ def latex_escape(text: str) -> str:
     """``text`` with LaTeX's special characters escaped (and the report's few non-ASCII symbols
     spelled in LaTeX), for use in a table cell or caption."""
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+_LONG_TEXT = 32  # characters: longer text (paths, error messages) may break anywhere in HTML
+
+
+def _html_class(value: Any) -> str:
+    """Numbers and intervals stay on one line; long text may break anywhere (so a table always
+    fits its container); other text wraps at spaces only (so short words never break)."""
+    if _numeric(value):
+        return ' class="num"'
+    return ' class="long"' if len(format_cell(value)) > _LONG_TEXT else ""
 
 
 def _numeric(sample: Any) -> bool:
