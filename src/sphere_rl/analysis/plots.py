@@ -52,6 +52,8 @@ def scheduled_steps(run: RunData, interval_key: str) -> np.ndarray:
         per_iteration, interval = cfg["num_envs"] * cfg["num_steps"], int(cfg[interval_key])
     except (KeyError, TypeError, ValueError):
         return np.zeros(0)
+    if interval <= 0 or per_iteration <= 0:
+        return np.zeros(0)
     length = run.steps_per_task
     within = np.arange(per_iteration, length, per_iteration)
     crossed = within[within // interval > (within - per_iteration) // interval]
