@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from sphere_rl.config import build_config
+from sphere_rl.methods import resolve_method
 
 TASKS = ("reach-v3", "push-v3", "window-close-v3")
 STEPS_PER_TASK = 400  # 4 iterations of 1 env × 100 steps
@@ -49,7 +50,9 @@ def write_run(
     run_dir = root / f"{protocol}-{method}{variant}-s{seed}"
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict()))
-    (run_dir / "run.json").write_text(json.dumps({"tasks": list(tasks)}))
+    arch, regularizers = resolve_method(cfg)
+    run_json = {"tasks": list(tasks), "arch": arch, "regularizers": regularizers}
+    (run_dir / "run.json").write_text(json.dumps(run_json))
     n = len(tasks)
     done = n if tasks_done is None else tasks_done
     records, diag_steps = [], []

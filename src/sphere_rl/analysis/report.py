@@ -1,40 +1,63 @@
-"""``sphere report``: run directories → tables (Markdown, CSV), figures (PNG) and one
-self-contained HTML page.
+"""``sphere report``: run directories → tables (Markdown, CSV, LaTeX), figures (PNG, PDF, SVG)
+and one self-contained HTML page.
 
 Layout of the output directory::
 
-    index.html          everything, images embedded (open it anywhere, mail it)
-    report.md           the same tables, with links to the figures
-    tables/*.csv        summary, per_task, runs, partial
-    figures/*.png
+    index.html                  everything, PNGs embedded (open it anywhere, mail it), with links
+                                to every figure file
+    report.md                   the same tables, with links to the figures
+    tables/<name>.{csv,md,tex}  summary, per_task, runs, partial, config_common, config_methods
+    figures/<name>.{png,pdf,svg}
 """
 
 from __future__ import annotations
 
 import re
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from sphere_rl.analysis import plots
+from sphere_rl.analysis.entk_results import entk_matrix, read_entk_records
 from sphere_rl.analysis.html import render_html
 from sphere_rl.analysis.runs import RunLoadError, find_runs
 from sphere_rl.analysis.summary import ExperimentSummary, Summary, summarize
 from sphere_rl.analysis.tables import (
     Table,
+    config_tables,
     partial_table,
     per_task_table,
     runs_table,
     summary_table,
 )
+from sphere_rl.continual.rundir import atomic_write_bytes
+
+TABLE_FORMATS = ("csv", "md", "tex")
 
 
 @dataclass(frozen=True)
 class Figure:
-    path: Path
+    path: Path  # the PNG (embedded in the page)
     title: str
     caption: str
+    files: tuple[Path, ...] = ()  # every format written, PNG first
+
+
+def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    """Normalised figure formats, PNG first and always present (the HTML page embeds the PNGs);
+    ValueError naming any unknown format."""
+    formats = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats if f.strip()))
+    unknown = [f for f in formats if f not in plots.FORMATS]
+    if unknown:
+        raise ValueError(
+            f"unknown figure format(s) {', '.join(unknown)} in --formats; choose among"
+            f" {', '.join(plots.FORMATS)}"
+        )
+    return ("png", *(f for f in formats if f != "png"))
 
 
 @dataclass
@@ -47,18 +70,29 @@ class Report:
     created: str = ""
     unreadable: list[str] = field(default_factory=list)  # runs left out: "path: problem"
 
+    def table_files(self, table: Table) -> list[Path]:
+        """Where ``table`` is written, one file per format."""
+        return [self.out / "tables" / f"{table.name}.{fmt}" for fmt in TABLE_FORMATS]
+
     @property
     def n_runs(self) -> int:
         return sum(len(e.runs) for e in self.summary.experiments) + len(self.summary.partial)
 
 
-def build_report(runs_dir: Path, out: Path, reps: int = 10_000) -> Report:
+def build_report(
+    runs_dir: Path, out: Path, reps: int = 10_000, formats: Sequence[str] = plots.FORMATS
+) -> Report:
     """Read every run under ``runs_dir`` and write the report into ``out``.
+
+    Args:
+        formats: figure formats; PNG is always among them (the page embeds it).
 
     Raises:
         FileNotFoundError: when ``runs_dir`` holds no run directory.
+        ValueError: for an unknown figure format.
     """
     runs_dir, out = Path(runs_dir), Path(out)
+    formats = check_formats(formats)
     unreadable: list[RunLoadError] = []
     runs = find_runs(runs_dir, unreadable)
     if not runs:
@@ -68,17 +102,25 @@ def build_report(runs_dir: Path, out: Path, reps: int = 10_000) -> Report:
     all_metrics = [m for e in summary.experiments for m in e.runs] + summary.partial
     tables = [summary_table(summary), per_task_table(summary), runs_table(all_metrics)]
     tables.append(partial_table(summary))
+    tables += config_tables(all_metrics)
     report = Report(runs_dir, out, summary, tables, created=time.strftime("%Y-%m-%d %H:%M:%S"),
                     unreadable=[str(err) for err in unreadable])  # fmt: skip
-    report.figures = make_figures(summary.experiments, out / "figures")
+    report.figures = make_figures(summary.experiments, out / "figures", formats)
     write_tables(report)
-    (out / "index.html").write_text(render_html(report))
+    atomic_write_bytes(out / "index.html", render_html(report).encode())
     return report
 
 
-def make_figures(experiments: Sequence[ExperimentSummary], folder: Path) -> list[Figure]:
+def make_figures(
+    experiments: Sequence[ExperimentSummary], folder: Path, formats: Sequence[str] = plots.FORMATS
+) -> list[Figure]:
     """Every figure the experiments support, per sequence (and protocol where it matters)."""
     figures = []
+
+    def _figure(draw: Callable, data, path: Path, title: str, caption: str) -> Figure:
+        png = draw(data, path, formats=formats)
+        return Figure(png, title, caption, tuple(png.with_suffix(f".{f}") for f in formats))
+
     for sequence in sorted({e.sequence for e in experiments}):
         on_sequence = [e for e in experiments if e.sequence == sequence]
         stem = _file_stem(sequence)
@@ -116,15 +158,38 @@ def make_figures(experiments: Sequence[ExperimentSummary], folder: Path) -> list
                             "Mean routing weight of each expert on probe states of the current"
                             " task (seed mean), for the MoE methods.")
                 )  # fmt: skip
+            panels = entk_panels(group)
+            if panels:
+                figures.append(
+                    _figure(plots.plot_entk_matrices, panels, folder / f"entk_matrix_{name}.png",
+                            f"r_e(K) transfer matrix ({kind}, {sequence})",
+                            "r_e(K) of the checkpoint after task i (row) on task j's probe states"
+                            " (column), mean over the seeds where `sphere entk` was run; blank:"
+                            " not computed.")
+                )  # fmt: skip
     return figures
+
+
+def entk_panels(
+    experiments: Sequence[ExperimentSummary],
+) -> list[tuple[str, list[str], np.ndarray]]:
+    """Per method with ``entk.json`` in at least one run: ``(title, tasks, seed-mean matrix)``."""
+    panels = []
+    for exp in experiments:
+        n = len(exp.tasks)
+        matrices = [entk_matrix(read_entk_records(m.run.path), n) for m in exp.runs]
+        matrices = [m for m in matrices if np.isfinite(m).any()]
+        if matrices:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # cells no seed computed
+                mean = np.nanmean(np.stack(matrices), axis=0)
+            seeds = f"{len(matrices)} seed{'s' if len(matrices) > 1 else ''}"
+            panels.append((f"{exp.label}: {exp.protocol.upper()} ({seeds})", exp.tasks, mean))
+    return panels
 
 
 def _has_diagnostics(experiments: Sequence[ExperimentSummary], keys: Sequence[str]) -> bool:
     return any(m.run.diag_series(k)[0].size for e in experiments for m in e.runs for k in keys)
-
-
-def _figure(draw: Callable, experiments, path: Path, title: str, caption: str) -> Figure:
-    return Figure(draw(experiments, path), title, caption)
 
 
 def _file_stem(text: str) -> str:
@@ -133,12 +198,20 @@ def _file_stem(text: str) -> str:
 
 
 def write_tables(report: Report) -> None:
-    """``tables/<name>.csv`` for every table and ``report.md`` with all of them."""
-    folder = report.out / "tables"
-    folder.mkdir(parents=True, exist_ok=True)
+    """``tables/<name>.{csv,md,tex}`` for every table and ``report.md`` with all of them."""
+    (report.out / "tables").mkdir(parents=True, exist_ok=True)
     for table in report.tables:
-        (folder / f"{table.name}.csv").write_text(table.to_csv())
-    (report.out / "report.md").write_text(render_markdown(report))
+        texts = (table.to_csv(), _markdown_section(table), table.to_latex())
+        for path, text in zip(report.table_files(table), texts, strict=True):
+            atomic_write_bytes(path, text.encode())
+    atomic_write_bytes(report.out / "report.md", render_markdown(report).encode())
+
+
+def _markdown_section(table: Table) -> str:
+    caption = table.full_caption
+    return "\n".join(
+        [f"## {table.title}\n", caption + "\n" if caption else "", table.to_markdown()]
+    )
 
 
 def render_markdown(report: Report) -> str:
@@ -149,11 +222,7 @@ def render_markdown(report: Report) -> str:
     for table in report.tables:
         if table.name == "partial" and not table.rows:
             continue
-        parts += [
-            f"## {table.title}\n",
-            table.caption + "\n" if table.caption else "",
-            table.to_markdown(),
-        ]
+        parts.append(_markdown_section(table))
     if report.summary.notes:
         parts.append("## Notes\n")
         parts += [f"- {note}" for note in report.summary.notes]
@@ -161,5 +230,9 @@ def render_markdown(report: Report) -> str:
     parts.append("## Figures\n")
     for figure in report.figures:
         rel = figure.path.relative_to(report.out)
-        parts += [f"### {figure.title}\n", f"![{figure.title}]({rel})\n", figure.caption + "\n"]
+        links = " · ".join(
+            f"[{p.suffix[1:].upper()}]({p.relative_to(report.out)})" for p in figure.files
+        )
+        parts += [f"### {figure.title}\n", f"![{figure.title}]({rel})\n",
+                  f"{figure.caption} Files: {links}\n"]  # fmt: skip
     return "\n".join(parts)

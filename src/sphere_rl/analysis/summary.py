@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sphere_rl.analysis import continual_metrics as cm
-from sphere_rl.analysis.bootstrap import Interval, bootstrap_ci
+from sphere_rl.analysis.bootstrap import Interval, bootstrap_cis
 from sphere_rl.analysis.runs import RunData
 
 RANK_KEY = "entk/effective_rank"
 PROXY_KEY = "proxy/effective_rank"
 # Configuration keys that identify the experiment elsewhere (sequence, protocol, seed) or that do
 # not change what is learned, so they never make a method variant.
-_NOT_VARIANT_KEYS = {"benchmark", "tasks", "protocol", "seed", "method", "device", "preset"}
+NOT_VARIANT_KEYS = {"benchmark", "tasks", "protocol", "seed", "method", "device", "preset"}
 
 
 @dataclass
@@ -54,6 +54,8 @@ class ExperimentSummary:
     tasks: list[str]
     runs: list[RunMetrics]
     intervals: dict[str, Interval] = field(default_factory=dict)
+    # PER_TASK_METRICS key → one interval per task
+    task_intervals: dict[str, list[Interval]] = field(default_factory=dict)
 
     @property
     def seeds(self) -> list[int]:
@@ -70,6 +72,14 @@ SUMMARY_METRICS = {
     "rank_min": "min r_e(K)",
 }
 
+# Per-task quantities: attribute of RunMetrics (one value per task) → column title.
+PER_TASK_METRICS = {
+    "own_end": "success at end of own training",
+    "final": "success after last task",
+    "auc": "AUC (own training)",
+    "forward_transfer_per_task": "FT",
+}
+
 
 def variant_labels(runs: Sequence[RunData]) -> dict[str, str]:
     """Run path → method label: the method name, plus ``key=value`` for every configuration key
@@ -82,7 +92,7 @@ def variant_labels(runs: Sequence[RunData]) -> dict[str, str]:
         keys = sorted(
             k
             for k in set().union(*(m.config for m in members))
-            if k not in _NOT_VARIANT_KEYS and len({repr(m.config.get(k)) for m in members}) > 1
+            if k not in NOT_VARIANT_KEYS and len({repr(m.config.get(k)) for m in members}) > 1
         )
         for run in members:
             extra = ", ".join(f"{k}={_short(run.config.get(k))}" for k in keys)
@@ -152,6 +162,20 @@ def compute_run_metrics(run: RunData, label: str, reference: RunData | None) -> 
     )
 
 
+def experiment_intervals(
+    members: Sequence[RunMetrics], n_tasks: int, reps: int
+) -> tuple[dict[str, Interval], dict[str, list[Interval]]]:
+    """Bootstrap intervals across seeds of every summary metric and every per-task quantity,
+    computed together (one column each)."""
+    columns = [[getattr(m, key) for m in members] for key in SUMMARY_METRICS]
+    for key in PER_TASK_METRICS:
+        columns += [[getattr(m, key)[i] for m in members] for i in range(n_tasks)]
+    cis = iter(bootstrap_cis(np.array(columns, dtype=float).T, reps=reps))
+    intervals = {key: next(cis) for key in SUMMARY_METRICS}
+    per_task = {key: [next(cis) for _ in range(n_tasks)] for key in PER_TASK_METRICS}
+    return intervals, per_task
+
+
 @dataclass
 class Summary:
     """Everything a report shows: experiments built from finished runs, partial runs apart."""
@@ -178,12 +202,10 @@ def summarize(runs: Sequence[RunData], reps: int = 10_000) -> Summary:
     experiments = []
     for (sequence, label, protocol), members in sorted(groups.items()):
         members.sort(key=lambda m: m.run.seed)
-        intervals = {
-            key: bootstrap_ci([getattr(m, key) for m in members], reps=reps)
-            for key in SUMMARY_METRICS
-        }
+        tasks = members[0].run.tasks
+        intervals, task_intervals = experiment_intervals(members, len(tasks), reps)
         experiment = ExperimentSummary(
-            sequence, label, protocol, members[0].run.tasks, members, intervals
+            sequence, label, protocol, tasks, members, intervals, task_intervals
         )
         experiments.append(experiment)
         notes += experiment_notes(experiment)

@@ -36,6 +36,7 @@ def entk_command(
     The probe batches are the ones the runner's diagnostics use (same seeds), so the numbers line up
     with the run's logged `entk/effective_rank`.
     """
+    from sphere_rl.analysis.entk_results import save_entk_records
     from sphere_rl.continual.evaluation import probe_states
     from sphere_rl.continual.loading import load_agent
     from sphere_rl.continual.runner import PROBE_STREAM, derive_seed
@@ -57,7 +58,7 @@ def entk_command(
     table = Table(title=f"spectral plasticity of {run_dir} ({samples} states per probe)")
     for column in ("checkpoint", "probe task", "r_e(K)", "r_e(A) proxy"):
         table.add_column(column)
-    probes = {}
+    probes, records = {}, []
     for name in names:
         try:
             agent, tasks, cfg = load_agent(run_dir, name)
@@ -82,4 +83,8 @@ def entk_command(
             rank = entk_effective_rank(agent.actor, obs, trace_outputs=trace_outputs)
             proxy = sphere_proxy_rank(agent.actor, obs)
             table.add_row(name, probe_task, f"{rank:.1f}", f"{proxy:.1f}")
+            records.append({"checkpoint": name, "probe_task_index": j, "probe_task": probe_task,
+                            "samples": samples, "trace_outputs": trace_outputs,
+                            "entk_rank": float(rank), "proxy_rank": float(proxy)})  # fmt: skip
     console.print(table)
+    console.print(f"saved to {save_entk_records(run_dir, records)} (sphere report draws them)")

@@ -23,15 +23,22 @@ def report(
     runs_dir: Annotated[Path, typer.Argument(help="Directory searched (recursively) for runs.")],
     out: Annotated[Path, typer.Option(help="Where the report goes.")] = Path("report"),
     reps: Annotated[int, typer.Option(help="Bootstrap resamples per interval.")] = 10_000,
+    formats: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated figure formats among png, pdf, svg (png is always written:"
+            " index.html embeds it)."
+        ),
+    ] = "png,pdf,svg",
 ) -> None:
-    """Summarise runs (any mix of methods, seeds, protocols): Markdown/CSV tables with 95%
-    bootstrap CIs, figures, and one self-contained HTML page (OUT/index.html)."""
-    from sphere_rl.analysis.report import build_report
+    """Summarise runs (any mix of methods, seeds, protocols): Markdown/CSV/LaTeX tables with 95%
+    bootstrap CIs, figures (PNG, PDF, SVG), and one self-contained HTML page (OUT/index.html)."""
+    from sphere_rl.analysis.report import build_report, check_formats
     from sphere_rl.analysis.tables import format_cell
 
     try:
-        result = build_report(runs_dir, out, reps=reps)
-    except FileNotFoundError as err:
+        result = build_report(runs_dir, out, reps=reps, formats=check_formats(formats.split(",")))
+    except (FileNotFoundError, ValueError) as err:
         fail(str(err))
     (summary, *_), partial = result.tables, result.summary.partial
     table = Table(title=summary.title)

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
 import sphere_rl
 from sphere_rl.algo.buffer import RolloutBuffer, compute_gae
@@ -50,6 +49,7 @@ from sphere_rl.continual.rundir import (
     remove_stale_temporaries,
     write_eval_csv,
 )
+from sphere_rl.continual.tensorboard import TensorBoardLog
 from sphere_rl.envs import make_vector_env, resolve_tasks, task_spec
 from sphere_rl.envs.registry import task_options
 from sphere_rl.envs.vector import SNAPSHOT_FAMILIES, VectorTaskEnv, resolve_backend
@@ -182,7 +182,9 @@ class ContinualRunner:
         if self.cfg.torch_threads > 0:
             torch.set_num_threads(self.cfg.torch_threads)
         total = len(self.tasks) * self.cfg.iterations_per_task * self.cfg.steps_per_iteration
-        self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.state.global_step + 1)
+        self.tensorboard = TensorBoardLog(
+            self.run_dir / "tb", self.state.global_step + 1, self.cfg.to_dict(), self.eval_records
+        )
         try:
             with ProgressDisplay(total, self.show_progress, self.run_dir.name) as progress:
                 self.progress = progress
@@ -210,7 +212,7 @@ class ContinualRunner:
             )
             raise
         finally:
-            self.writer.close()
+            self.tensorboard.close()
         self._write_status("finished")
         return self.status
 
@@ -451,16 +453,7 @@ class ContinualRunner:
     # ----------------------------------------------------------------------------- persistence
     def _log(self, record: dict[str, Any]) -> None:
         self.metrics.append(record)
-        step = record["global_step"]
-        kind = record["kind"]
-        for key, value in record.items():
-            if (
-                isinstance(value, int | float)
-                and not isinstance(value, bool)
-                and key != "global_step"
-            ):
-                tag = f"{kind}/{key}" if kind != "eval" else f"eval/{record['eval_task']}/{key}"
-                self.writer.add_scalar(tag, value, step)
+        self.tensorboard.log(record)
 
     def _checkpoint_payload(self, env: VectorTaskEnv | None = None) -> dict[str, Any]:
         return {
