@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from sphere_rl.cli.output import name_table, print_json
 
 console = Console()
+err_console = Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -28,11 +30,15 @@ def entk_command(
     trace_outputs: Annotated[
         bool, typer.Option("--trace-outputs", help="N×N output-traced kernel instead of NA×NA.")
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the results as JSON on stdout (and nothing else there)."),
+    ] = False,
 ) -> None:
     """r_e(K) of the policy's eNTK and the SPHERE proxy r_e(A), on each task's probe batch.
 
     The probe batches are the ones the runner's diagnostics use (same seeds), so the numbers line up
-    with the run's logged `entk/effective_rank`.
+    with the run's logged entk/effective_rank.
     """
     from sphere_rl.continual.evaluation import probe_states
     from sphere_rl.continual.loading import load_agent
@@ -40,7 +46,7 @@ def entk_command(
     from sphere_rl.metrics import entk_effective_rank, sphere_proxy_rank
 
     if samples < 1:
-        console.print(f"[red]error:[/red] --samples must be >= 1, got {samples}")
+        err_console.print(f"[red]error:[/red] --samples must be >= 1, got {samples}")
         raise typer.Exit(2)
     ckpt_dir = run_dir / "checkpoints"
     names = (
@@ -49,23 +55,21 @@ def entk_command(
         else [checkpoint]
     )
     if not names:
-        console.print(f"[red]error:[/red] no task-end checkpoints in {ckpt_dir}")
+        err_console.print(f"[red]error:[/red] no task-end checkpoints in {ckpt_dir}")
         raise typer.Exit(2)
-    table = Table(title=f"spectral plasticity of {run_dir} ({samples} states per probe)")
-    for column in ("checkpoint", "probe task", "r_e(K)", "r_e(A) proxy"):
-        table.add_column(column)
+    rows = []
     probes = {}
     for name in names:
         try:
             agent, tasks, cfg = load_agent(run_dir, name)
         except (FileNotFoundError, ValueError) as err:
-            console.print(f"[red]error:[/red] {err}")
+            err_console.print(f"[red]error:[/red] {err}")
             raise typer.Exit(2) from err
         # Training mode, as in the runner's diagnostics: the kernel that governs learning
         # (DS-MoE trains with dense routing).
         agent.actor.train()
         if task is not None and task not in tasks:
-            console.print(f"[red]error:[/red] --task must be one of the run's tasks {tasks}")
+            err_console.print(f"[red]error:[/red] --task must be one of the run's tasks {tasks}")
             raise typer.Exit(2)
         for j, probe_task in enumerate(tasks):
             if task is not None and probe_task != task:
@@ -76,5 +80,18 @@ def entk_command(
             obs = agent.obs_tensor(probes[j])
             rank = entk_effective_rank(agent.actor, obs, trace_outputs=trace_outputs)
             proxy = sphere_proxy_rank(agent.actor, obs)
-            table.add_row(name, probe_task, f"{rank:.1f}", f"{proxy:.1f}")
+            rows.append({"checkpoint": name, "probe_task": probe_task, "entk_rank": rank,
+                         "proxy_rank": proxy})  # fmt: skip
+    if as_json:
+        print_json({"run_dir": str(run_dir), "samples": samples,
+                    "trace_outputs": trace_outputs, "results": rows})  # fmt: skip
+        return
+    table = name_table(
+        f"spectral plasticity of {run_dir} ({samples} states per probe)",
+        "checkpoint",
+        ["probe task", "r_e(K)", "r_e(A) proxy"],
+    )
+    for row in rows:
+        table.add_row(row["checkpoint"], row["probe_task"], f"{row['entk_rank']:.1f}",
+                      f"{row['proxy_rank']:.1f}")  # fmt: skip
     console.print(table)

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from sphere_rl.cli.output import name_table, print_json
 
 console = Console()
 
@@ -20,6 +21,12 @@ def report(
     runs_dir: Annotated[Path, typer.Argument(help="Directory searched (recursively) for runs.")],
     out: Annotated[Path, typer.Option(help="Where the report goes.")] = Path("report"),
     reps: Annotated[int, typer.Option(help="Bootstrap resamples per interval.")] = 10_000,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the summary table as JSON on stdout (and nothing else there)."
+        ),
+    ] = False,
 ) -> None:
     """Summarise runs (any mix of methods, seeds, protocols): Markdown/CSV tables with 95%
     bootstrap CIs, figures, and one self-contained HTML page (OUT/index.html)."""
@@ -32,9 +39,17 @@ def report(
         console.print(f"[bold red]error:[/bold red] {err}", highlight=False)
         raise typer.Exit(2) from err
     (summary, *_), partial = result.tables, result.summary.partial
-    table = Table(title=summary.title)
-    for column in summary.columns:
-        table.add_column(column.title, overflow="fold")
+    if as_json:
+        print_json({
+            "report": str(out / "index.html"), "title": summary.title,
+            "rows": [{c.key: v for c, v in zip(summary.columns, row, strict=True)}
+                     for row in summary.rows],
+            "partial": [{"run": m.run.name, "state": m.run.state} for m in partial],
+            "notes": list(result.summary.notes),
+        })  # fmt: skip
+        return
+    first, *rest = summary.columns
+    table = name_table(summary.title, first.title, [c.title for c in rest])
     for row in summary.rows:
         table.add_row(*[format_cell(value) for value in row])
     console.print(table)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from sphere_rl.cli.output import name_table
 
 console = Console()
 err_console = Console(stderr=True)
@@ -55,6 +58,14 @@ def sweep(
     retry_failed: Annotated[
         bool, Opt("--retry-failed", help="Resume runs that failed before (e.g. a NaN loss).")
     ] = False,
+    plugin: Annotated[
+        list[str] | None,
+        Opt(
+            "--plugin",
+            help="Import this module (a name or a .py file) here and in every worker, so that the"
+            " methods and plug-ins it registers can be used. Repeat for several.",
+        ),
+    ] = None,
     dry_run: Annotated[bool, Opt("--dry-run", help="Print the plan; train nothing.")] = False,
 ) -> None:
     """Train every combination of methods, seeds, protocols and benchmarks as Ray tasks.
@@ -62,8 +73,14 @@ def sweep(
     Re-running the same command skips finished runs and resumes interrupted ones from their
     checkpoints. A failing run never stops the others; failures are listed at the end (exit 1).
     """
+    from sphere_rl.cli.train import load_plugins_or_fail
     from sphere_rl.config import ConfigError
+    from sphere_rl.methods import resolve_method
+    from sphere_rl.plugins import plugin_locations
     from sphere_rl.sweep import SweepGrid, expand_grid, parse_names, parse_seeds, plan_runs
+
+    # Workers import the same modules from where this process found them.
+    located = tuple(plugin_locations(load_plugins_or_fail(plugin)))
 
     base: dict[str, Any] = {}
     if config is not None:
@@ -87,13 +104,18 @@ def sweep(
             benchmarks=parse_names(benchmark) if benchmark else [None],  # None: keep base's
             base=base,
         )
-        plans = plan_runs(expand_grid(grid), out, retry_failed)
-    except ConfigError as err:
+        configs = expand_grid(grid)
+        for cfg in configs:  # an unknown method or plug-in fails here, not in every worker
+            resolve_method(cfg)
+        plans = plan_runs(configs, out, retry_failed)
+    except (ConfigError, ValueError) as err:
         fail(str(err))
     if gpus_per_run > 0 and all(p.cfg.device == "cpu" for p in plans):
         console.print("[yellow]warning:[/yellow] GPUs are reserved but device is cpu; set"
                       ' "device": "cuda" in --config to use them.')  # fmt: skip
     counts = Counter(p.action for p in plans)
+    from sphere_rl.sweep.ray_runner import RayOptions
+
     where = f"Ray cluster {address}" if address else f"local Ray ({num_cpus or 'all'} CPUs)"
     console.print(
         f"sweep: {len(plans)} runs in {out} ("
@@ -103,25 +125,32 @@ def sweep(
     if dry_run:
         _print_plan(plans)
         return
-    _execute(plans, out, address, num_cpus, cpus_per_run, gpus_per_run)
+    options = RayOptions(address, num_cpus, cpus_per_run, gpus_per_run, plugins=located)
+    _execute(plans, out, options)
 
 
-def _execute(plans, out: Path, address, num_cpus, cpus_per_run, gpus_per_run) -> None:
-    from sphere_rl.sweep.ray_runner import RayOptions, outcomes_to_json, run_sweep
+def _execute(plans, out: Path, options) -> None:
+    from sphere_rl.sweep.progress import GridProgress
+    from sphere_rl.sweep.ray_runner import outcomes_to_json, run_sweep
+
+    grid = GridProgress([p for p in plans if p.submit])
+    display = _GridDisplay(grid)
 
     def on_done(outcome) -> None:
+        grid.mark_done(outcome.name, outcome.ok)
         mark = "[green]✓[/green]" if outcome.ok else "[red]✗[/red]"
         detail = outcome.error or f"{outcome.global_step:,} steps"
         console.print(f"  {mark} {outcome.name}: {outcome.result} in {outcome.seconds:.0f}s"
-                      f" ({detail})", highlight=False)  # fmt: skip
+                      f" ({detail})", highlight=False, soft_wrap=True)  # fmt: skip
+        display.refresh()
 
-    options = RayOptions(address, num_cpus, cpus_per_run, gpus_per_run)
     try:
-        outcomes = run_sweep(plans, options, on_done=on_done)
+        with display:
+            outcomes = run_sweep(plans, options, on_done=on_done, on_tick=display.tick)
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to resume", code=130)
     except ConnectionError as err:
-        fail(f"cannot reach Ray at {address}: {err}. A cluster with token authentication needs"
+        fail(f"cannot reach Ray at {options.address}: {err}. A cluster with token authentication needs"
              " RAY_AUTH_MODE=token (and its token) in this shell too; see docs/sweeps.md.")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / SUMMARY_FILE).write_text(json.dumps(outcomes_to_json(outcomes), indent=2) + "\n")
@@ -138,24 +167,59 @@ def _execute(plans, out: Path, address, num_cpus, cpus_per_run, gpus_per_run) ->
         raise typer.Exit(1)
 
 
+class _GridDisplay:
+    """Live progress of the grid: one status line kept at the bottom of a terminal, or a plain
+    line every SPHERE_PROGRESS_INTERVAL seconds (default 60) in a log."""
+
+    def __init__(self, grid) -> None:
+        from sphere_rl.continual.progress import DEFAULT_INTERVAL
+
+        self.grid = grid
+        self.interval = float(os.environ.get("SPHERE_PROGRESS_INTERVAL", DEFAULT_INTERVAL))
+        self._live = None
+        self._last = time.monotonic()
+
+    def __enter__(self) -> _GridDisplay:
+        if console.is_terminal and self.grid.plans:
+            from rich.live import Live
+            from rich.text import Text
+
+            self._text = Text(self.grid.line())
+            self._live = Live(self._text, console=console, refresh_per_second=2, transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+
+    def refresh(self) -> None:
+        if self._live is not None:
+            self._text.plain = self.grid.line()
+
+    def tick(self) -> None:
+        if self._live is not None:
+            self.refresh()
+        elif time.monotonic() - self._last >= self.interval:
+            self._last = time.monotonic()
+            console.print(self.grid.line(), highlight=False, soft_wrap=True)
+
+
 def _print_plan(plans) -> None:
-    table = Table(title="plan")
-    for column in ("run", "action", "note"):
-        table.add_column(column, overflow="fold")
+    table = name_table("plan", "run", ["action", "note"])
     for p in plans:
         table.add_row(p.name, p.action, p.note)
     console.print(table)
 
 
 def _print_summary(outcomes) -> None:
-    table = Table(title="sweep summary")
-    for column in ("run", "method", "protocol", "seed", "action", "result", "env steps", "time"):
-        right = column in ("seed", "env steps", "time")
-        table.add_column(column, justify="right" if right else "left", overflow="fold")
+    # Method, protocol and seed are part of each run's name (and of sweep_summary.json).
+    table = name_table("sweep summary", "run", ["action", "result", "env steps", "time"])
+    for column in table.columns[3:]:
+        column.justify = "right"
     for o in outcomes:
         style = "green" if o.ok and o.result == "finished" else ("red" if not o.ok else "")
-        table.add_row(o.name, o.method, o.protocol, str(o.seed), o.action,
-                      f"[{style}]{o.result}[/{style}]" if style else o.result,
+        table.add_row(o.name, o.action, f"[{style}]{o.result}[/{style}]" if style else o.result,
                       f"{o.global_step:,}", f"{o.seconds:.0f}s")  # fmt: skip
     console.print(table)
     counts = Counter(o.result for o in outcomes)
