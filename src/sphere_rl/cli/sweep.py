@@ -13,6 +13,9 @@ import typer
 from rich.console import Console
 
 from sphere_rl.cli.output import name_table
+from sphere_rl.config import CHOICES, PRESETS
+from sphere_rl.envs.registry import BENCHMARKS
+from sphere_rl.methods import METHODS
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,17 +33,26 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def sweep(
-    methods: Annotated[str, Opt(help="Comma-separated methods, e.g. ppo,topk_moe,sphere.")],
+    methods: Annotated[
+        str,
+        Opt(help="Comma-separated methods, e.g. ppo,topk_moe,sphere. Methods: "
+            f"{', '.join(METHODS)} (and those --plugin modules register)."),
+    ],
     seeds: Annotated[str, Opt(help="Seeds: a range 0-4, a list 0,2,7 or both.")] = "0",
-    protocols: Annotated[str, Opt(help="Comma-separated protocols: crl, rl.")] = "crl,rl",
+    protocols: Annotated[
+        str, Opt(help=f"Comma-separated protocols: {', '.join(CHOICES['protocol'])}.")
+    ] = "crl,rl",
     benchmark: Annotated[
-        str | None, Opt(help="Comma-separated task sequences (cw10, cw20, hb5).")
+        str | None,
+        Opt(help=f"Comma-separated task sequences: {', '.join(BENCHMARKS)}.",
+            show_default="the --config file's, else cw10"),
     ] = None,
     tasks: Annotated[
         str | None, Opt(help="Comma-separated task list instead of a benchmark.")
     ] = None,
     preset: Annotated[
-        str | None, Opt(help="cw10, hb5 or quick (default: the benchmark's).")
+        str | None,
+        Opt(help=f"Hyper-parameter preset: {', '.join(PRESETS)}.", show_default="the benchmark's"),
     ] = None,
     steps_per_task: Annotated[int | None, Opt(help="Env steps per task.")] = None,
     config: Annotated[
@@ -78,6 +90,7 @@ def sweep(
     from sphere_rl.methods import resolve_method
     from sphere_rl.plugins import plugin_locations
     from sphere_rl.sweep import SweepGrid, expand_grid, parse_names, parse_seeds, plan_runs
+    from sphere_rl.sweep.ray_runner import RayOptions
 
     # Workers import the same modules from where this process found them.
     located = tuple(plugin_locations(load_plugins_or_fail(plugin)))
@@ -114,8 +127,6 @@ def sweep(
         console.print("[yellow]warning:[/yellow] GPUs are reserved but device is cpu; set"
                       ' "device": "cuda" in --config to use them.')  # fmt: skip
     counts = Counter(p.action for p in plans)
-    from sphere_rl.sweep.ray_runner import RayOptions
-
     where = f"Ray cluster {address}" if address else f"local Ray ({num_cpus or 'all'} CPUs)"
     console.print(
         f"sweep: {len(plans)} runs in {out} ("

@@ -120,7 +120,9 @@ def train(
     ] = None,
     device: Annotated[str | None, Opt(help=HELP["device"], show_default=_default("device"))] = None,
     config: Annotated[Path | None, Opt(help=HELP["config"])] = None,
-    plugin: Annotated[list[str] | None, Opt("--plugin", help=HELP["plugin"])] = None,
+    plugin: Annotated[
+        list[str] | None, Opt("--plugin", metavar="MODULE", help=HELP["plugin"])
+    ] = None,
     out: Annotated[Path, Opt(help="Parent directory of run directories.")] = Path("runs"),
     resume: Annotated[Path | None, Opt(help="Continue the run in this directory.")] = None,
     dry_run: Annotated[
