@@ -20,7 +20,8 @@ def test_the_extending_example_runs(tmp_path):
     assert plugin.startswith("# my_plugin.py")
     (tmp_path / "my_plugin.py").write_text(plugin)
     (tmp_path / "example.py").write_text(example)
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
     result = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from sphere_rl.cli.output import name_table, print_json
+from sphere_rl.cli.output import make_console, name_table, print_json
 
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:

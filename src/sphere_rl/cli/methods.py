@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
-
-from sphere_rl.cli.output import name_table
+from sphere_rl.cli.output import make_console, name_table
 
 
 def register(app: typer.Typer) -> None:
@@ -25,7 +23,7 @@ def methods(
     from sphere_rl.methods import ARCHS, CALLBACKS, METHODS, PLUGIN_INFO, REGULARIZERS
 
     load_plugins_or_fail(plugin)
-    console = Console()
+    console = make_console()
     table = name_table("Methods (--method)", "method", ["arch", "reg", "what it is", "source"])
     for spec in METHODS.values():
         table.add_row(spec.name, spec.arch, spec.reg, spec.description, spec.source)

@@ -5,10 +5,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
+
+# Width of tables written to a pipe or a file, where nothing wraps lines for the reader: wide enough
+# that run names and descriptions stay on one line, as they would in a wide terminal.
+PIPE_WIDTH = 160
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A rich console: the terminal's width on a terminal, ``PIPE_WIDTH`` (or ``COLUMNS``) when
+    the output goes to a pipe or a file (rich would assume 80 columns and wrap every table)."""
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(stderr=stderr, width=PIPE_WIDTH)
+    return console
 
 
 def _plain(value: Any) -> Any:

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from sphere_rl.cli.output import name_table, print_json
+from sphere_rl.cli.output import make_console, name_table, print_json
 
-console = Console()
+console = make_console()
 
 
 def register(app: typer.Typer) -> None:

@@ -10,15 +10,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from sphere_rl.cli.output import name_table
+from sphere_rl.cli.output import make_console, name_table
 from sphere_rl.config import CHOICES, PRESETS
 from sphere_rl.envs.registry import BENCHMARKS
 from sphere_rl.methods import METHODS
 
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 Opt = typer.Option
 SUMMARY_FILE = "sweep_summary.json"
 

@@ -8,16 +8,15 @@ from types import ModuleType
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from sphere_rl.algo.ppo import NonFiniteLossError
-from sphere_rl.cli.output import name_table, print_json
+from sphere_rl.cli.output import make_console, name_table, print_json
 from sphere_rl.config import CHOICES, PRESETS, ConfigError, ExperimentConfig, build_config
 from sphere_rl.envs.registry import BENCHMARKS
 from sphere_rl.methods import ARCHS, CALLBACKS, METHODS, REGULARIZERS
 
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
