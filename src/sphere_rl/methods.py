@@ -243,7 +243,9 @@ def _check_new_name(kind: str, name: str, taken: set[str], overwrite: bool) -> N
             f" got {name!r}"
         )
     if name in taken and not overwrite:
-        raise ValueError(f"{kind} {name!r} is already registered; pass overwrite=True to replace it")
+        raise ValueError(
+            f"{kind} {name!r} is already registered; pass overwrite=True to replace it"
+        )
 
 
 def register_method(

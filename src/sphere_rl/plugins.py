@@ -40,15 +40,15 @@ def load_plugin(spec: str) -> ModuleType:
         return importlib.import_module(spec)
     except PluginError:
         raise
-    except ModuleNotFoundError as err:
-        if err.name is not None and spec.startswith(err.name):
+    except Exception as err:  # the module is missing, or its own code raised while registering
+        missing = isinstance(err, ModuleNotFoundError) and err.name is not None
+        if missing and (spec == err.name or spec.startswith(f"{err.name}.")):
             raise PluginError(
                 f"plug-in {spec!r} not found: no module {err.name!r} on the Python path or in"
                 " the current directory (give a module name or a .py file)"
             ) from None
-        raise PluginError(f"plug-in {spec!r} failed to import: {type(err).__name__}: {err}") from err
-    except Exception as err:  # the plug-in's own code raised while registering
-        raise PluginError(f"plug-in {spec!r} failed to import: {type(err).__name__}: {err}") from err
+        message = f"plug-in {spec!r} failed to import: {type(err).__name__}: {err}"
+        raise PluginError(message) from err
 
 
 def load_plugins(specs: Iterable[str]) -> list[ModuleType]:

@@ -56,7 +56,9 @@ def test_entk_json(tiny_run):
     assert pairs == [(f"task_{i:03d}_end", t) for i in range(2)
                      for t in ("reach-v3", "window-close-v3")]  # fmt: skip
     # r_e of a kernel on 8 states × 4 action dims lies in [1, 32]; the proxy in [1, E·d].
-    assert all(1.0 <= r["entk_rank"] <= 32.0 and r["proxy_rank"] >= 1.0 for r in document["results"])
+    assert all(
+        1.0 <= r["entk_rank"] <= 32.0 and r["proxy_rank"] >= 1.0 for r in document["results"]
+    )
     bad = _invoke("entk", tiny_run, "--task", "push-v3", "--json")
     assert bad.exit_code == 2 and bad.stdout == ""
 

@@ -31,7 +31,9 @@ def entk_command(
     ] = False,
     as_json: Annotated[
         bool,
-        typer.Option("--json", help="Print the results as JSON on stdout (and nothing else there)."),
+        typer.Option(
+            "--json", help="Print the results as JSON on stdout (and nothing else there)."
+        ),
     ] = False,
 ) -> None:
     """r_e(K) of the policy's eNTK and the SPHERE proxy r_e(A), on each task's probe batch.

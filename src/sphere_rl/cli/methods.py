@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+
 from sphere_rl.cli.output import make_console, name_table
 
 

@@ -34,8 +34,10 @@ def fail(message: str, code: int = 2) -> None:
 def sweep(
     methods: Annotated[
         str,
-        Opt(help="Comma-separated methods, e.g. ppo,topk_moe,sphere. Methods: "
-            f"{', '.join(METHODS)} (and those --plugin modules register)."),
+        Opt(
+            help="Comma-separated methods, e.g. ppo,topk_moe,sphere. Methods: "
+            f"{', '.join(METHODS)} (and those --plugin modules register)."
+        ),
     ],
     seeds: Annotated[str, Opt(help="Seeds: a range 0-4, a list 0,2,7 or both.")] = "0",
     protocols: Annotated[
@@ -43,8 +45,10 @@ def sweep(
     ] = "crl,rl",
     benchmark: Annotated[
         str | None,
-        Opt(help=f"Comma-separated task sequences: {', '.join(BENCHMARKS)}.",
-            show_default="the --config file's, else cw10"),
+        Opt(
+            help=f"Comma-separated task sequences: {', '.join(BENCHMARKS)}.",
+            show_default="the --config file's, else cw10",
+        ),
     ] = None,
     tasks: Annotated[
         str | None, Opt(help="Comma-separated task list instead of a benchmark.")

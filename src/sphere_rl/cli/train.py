@@ -202,7 +202,9 @@ def _dry_run(overrides: dict[str, Any], out: Path, resume: Path | None) -> None:
             if not saved_path.is_file():
                 fail(f"{resume} is not a run directory (no config.json)")
             cfg = build_config(json.loads(saved_path.read_text()))
-            diff = config_diff(cfg.to_dict(), build_config(overrides).to_dict()) if overrides else []
+            diff = (
+                config_diff(cfg.to_dict(), build_config(overrides).to_dict()) if overrides else []
+            )
             if diff:
                 fail(f"{resume} was started with a different configuration; differing keys: {diff}")
             run_dir = resume
