@@ -47,14 +47,15 @@ def print_json(document: Any) -> None:
     sys.stdout.flush()
 
 
-def name_table(title: str | None, name_column: str, columns: list[str]) -> Table:
-    """A table whose first column holds names (runs, tasks, methods) that must stay on one line.
+def name_table(title: str | None, names: str | list[str], columns: list[str]) -> Table:
+    """A table whose first column(s) hold names (runs, tasks, methods) that must stay on one line.
 
     Names never wrap; when the terminal is too narrow the other columns fold first, and a name that
     still does not fit is cut with an ellipsis rather than spread over several lines.
     """
     table = Table(title=title, title_justify="left")
-    table.add_column(name_column, no_wrap=True, overflow="ellipsis")
+    for name in [names] if isinstance(names, str) else names:
+        table.add_column(name, no_wrap=True, overflow="ellipsis")
     for column in columns:
         table.add_column(column, overflow="fold")
     return table

@@ -47,8 +47,9 @@ def report(
             "notes": list(result.summary.notes),
         })  # fmt: skip
         return
-    first, *rest = summary.columns
-    table = name_table(summary.title, first.title, [c.title for c in rest])
+    # Sequence and method label are names; the numbers may fold.
+    titles = [c.title for c in summary.columns]
+    table = name_table(summary.title, titles[:2], titles[2:])
     for row in summary.rows:
         table.add_row(*[format_cell(value) for value in row])
     console.print(table)
