@@ -35,12 +35,17 @@ def entk_command(
             "--json", help="Print the results as JSON on stdout (and nothing else there)."
         ),
     ] = False,
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option("--plugin", metavar="MODULE", help="Import this module first (as for train)."),
+    ] = None,
 ) -> None:
     """r_e(K) of the policy's eNTK and the SPHERE proxy r_e(A), on each task's probe batch.
 
     The probe batches are the ones the runner's diagnostics use (same seeds), so the numbers line up
     with the run's logged entk/effective_rank.
     """
+    from sphere_rl.cli.train import load_plugins_or_fail
     from sphere_rl.continual.evaluation import probe_states
     from sphere_rl.continual.loading import load_agent
     from sphere_rl.continual.runner import PROBE_STREAM, derive_seed
@@ -49,6 +54,7 @@ def entk_command(
     if samples < 1:
         err_console.print(f"[red]error:[/red] --samples must be >= 1, got {samples}")
         raise typer.Exit(2)
+    load_plugins_or_fail(plugin)
     ckpt_dir = run_dir / "checkpoints"
     names = (
         sorted(p.stem for p in ckpt_dir.glob("task_*_end.pt"))

@@ -242,6 +242,10 @@ def evaluate_run(
     as_json: Annotated[
         bool, Opt("--json", help="Print the results as JSON on stdout (and nothing else there).")
     ] = False,
+    plugin: Annotated[
+        list[str] | None,
+        Opt("--plugin", metavar="MODULE", help="Import this module first (as for train)."),
+    ] = None,
 ) -> None:
     """Evaluate a checkpoint of a run on every task of its sequence (optionally with videos).
 
@@ -256,6 +260,7 @@ def evaluate_run(
         ensure_headless_gl()  # before MuJoCo is first imported
     if episodes < 1:
         fail(f"--episodes must be >= 1, got {episodes}")
+    load_plugins_or_fail(plugin)
     try:
         agent, tasks, cfg = load_agent(run_dir, checkpoint)
         per_task = cfg.protocol == "rl" and checkpoint == "latest"
