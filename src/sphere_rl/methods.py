@@ -259,3 +259,106 @@ def build_agent(cfg: ExperimentConfig, obs_dim: int, act_dim: int) -> PPOAgent:
         if hasattr(plugin, "attach"):
             plugin.attach(agent)
     return agent
+
+
+# ----------------------------------------------------------------------------- plug-in API
+# Names end up in run-directory names, comma-separated sweep axes and "+"-joined --reg values.
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
+
+
+def _check_new_name(kind: str, name: str, taken: set[str], overwrite: bool) -> None:
+    if not name or not set(name) <= _NAME_CHARS or name == "none":
+        raise ValueError(
+            f"{kind} name must be lower-case letters, digits, '_', '-' or '.' (not 'none'),"
+            f" got {name!r}"
+        )
+    if name in taken and not overwrite:
+        raise ValueError(
+            f"{kind} {name!r} is already registered; pass overwrite=True to replace it"
+        )
+
+
+def register_method(
+    name: str,
+    arch: str,
+    reg: str = "none",
+    description: str = "",
+    source: str = "-",
+    *,
+    overwrite: bool = False,
+) -> MethodSpec:
+    """Make ``--method name`` (and ``ExperimentConfig(method=name)``) an architecture + plug-ins.
+
+    Args:
+        name: the method's name, as used on the command line and in run-directory names.
+        arch: one of :data:`ARCHS`.
+        reg: ``"none"`` or ``+``-joined plug-in names (built-in or registered before).
+        description, source: shown by ``sphere methods``.
+        overwrite: replace an existing method of the same name instead of refusing.
+
+    Returns:
+        The registered :class:`MethodSpec`.
+
+    Raises:
+        ValueError: on a malformed or taken name, an unknown architecture or plug-in.
+    """
+    _check_new_name("method", name, set(METHODS), overwrite)
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    known = {*REGULARIZERS, *CALLBACKS}
+    unknown = [r for r in reg.split("+") if r and r != "none" and r not in known]
+    if unknown:
+        raise ValueError(f"unknown plug-in(s) {unknown} in reg {reg!r}; register them first")
+    spec = MethodSpec(name, arch, reg, description or f"{arch} + {reg}", source)
+    METHODS[name] = spec
+    return spec
+
+
+def register_regularizer(
+    name: str,
+    factory: RegularizerFactory,
+    description: str = "",
+    source: str = "-",
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Make ``--reg name`` add a penalty to the actor's loss.
+
+    Args:
+        name: the plug-in's name (combine with others using ``+``).
+        factory: ``factory(cfg) -> ActorRegularizer``, called once per agent built; the object has
+            ``name``, ``mode`` (``fixed``/``loss``/``grad``), ``coef``, ``pcgrad`` and
+            ``penalty(output, obs, agent) -> scalar tensor`` (:class:`~sphere_rl.algo.hooks.ActorRegularizer`).
+            If it also subclasses :class:`~sphere_rl.algo.hooks.TrainingCallback`, it gets the
+            callback hooks and its ``state_dict`` is checkpointed too.
+        description, source: shown by ``sphere methods``.
+        overwrite: replace an existing plug-in of the same name instead of refusing.
+    """
+    _check_new_name("plug-in", name, {*REGULARIZERS, *CALLBACKS}, overwrite)
+    CALLBACKS.pop(name, None)
+    REGULARIZERS[name] = factory
+    PLUGIN_INFO[name] = (description or "(registered plug-in)", source)
+
+
+def register_intervention(
+    name: str,
+    factory: CallbackFactory,
+    description: str = "",
+    source: str = "-",
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Make ``--reg name`` act on the networks through :class:`~sphere_rl.algo.hooks.TrainingCallback`
+    hooks (after each optimiser step, at task starts), as CBP, ReDo and Shrink & Perturb do.
+
+    Args:
+        name: the plug-in's name (combine with others using ``+``).
+        factory: ``factory(cfg) -> TrainingCallback``, called once per agent built. Optional
+            ``prepare_actor(actor)`` runs before the optimisers exist, ``attach(agent)`` after.
+        description, source: shown by ``sphere methods``.
+        overwrite: replace an existing plug-in of the same name instead of refusing.
+    """
+    _check_new_name("plug-in", name, {*REGULARIZERS, *CALLBACKS}, overwrite)
+    REGULARIZERS.pop(name, None)
+    CALLBACKS[name] = factory
+    PLUGIN_INFO[name] = (description or "(registered plug-in)", source)

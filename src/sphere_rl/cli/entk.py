@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from sphere_rl.cli.common import fail
+from sphere_rl.cli.output import make_console, name_table, print_json
 
-console = Console()
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,13 +30,24 @@ def entk_command(
     trace_outputs: Annotated[
         bool, typer.Option("--trace-outputs", help="N×N output-traced kernel instead of NA×NA.")
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the results as JSON on stdout (and nothing else there)."
+        ),
+    ] = False,
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option("--plugin", metavar="MODULE", help="Import this module first (as for train)."),
+    ] = None,
 ) -> None:
     """r_e(K) of the policy's eNTK and the SPHERE proxy r_e(A), on each task's probe batch.
 
     The probe batches are the ones the runner's diagnostics use (same seeds), so the numbers line up
-    with the run's logged `entk/effective_rank`.
+    with the run's logged entk/effective_rank.
     """
     from sphere_rl.analysis.entk_results import save_entk_records
+    from sphere_rl.cli.train import load_plugins_or_fail
     from sphere_rl.continual.evaluation import probe_states
     from sphere_rl.continual.loading import load_agent
     from sphere_rl.continual.runner import PROBE_STREAM, derive_seed
@@ -44,8 +55,9 @@ def entk_command(
     from sphere_rl.metrics import entk_effective_rank, sphere_proxy_rank
 
     if samples < 1:
-        console.print(f"[red]error:[/red] --samples must be >= 1, got {samples}")
+        err_console.print(f"[red]error:[/red] --samples must be >= 1, got {samples}")
         raise typer.Exit(2)
+    load_plugins_or_fail(plugin)
     ckpt_dir = run_dir / "checkpoints"
     names = (
         sorted(p.stem for p in ckpt_dir.glob("task_*_end.pt"))
@@ -53,12 +65,9 @@ def entk_command(
         else [checkpoint]
     )
     if not names:
-        console.print(f"[red]error:[/red] no task-end checkpoints in {ckpt_dir}")
+        err_console.print(f"[red]error:[/red] no task-end checkpoints in {ckpt_dir}")
         raise typer.Exit(2)
-    table = Table(title=f"spectral plasticity of {run_dir} ({samples} states per probe)")
-    for column in ("checkpoint", "probe task", "r_e(K)", "r_e(A) proxy"):
-        table.add_column(column)
-    probes, records = {}, []
+    rows, probes, records = [], {}, []
     for name in names:
         try:
             agent, tasks, cfg = load_agent(run_dir, name)
@@ -68,7 +77,7 @@ def entk_command(
         # (DS-MoE trains with dense routing).
         agent.actor.train()
         if task is not None and task not in tasks:
-            console.print(f"[red]error:[/red] --task must be one of the run's tasks {tasks}")
+            err_console.print(f"[red]error:[/red] --task must be one of the run's tasks {tasks}")
             raise typer.Exit(2)
         for j, probe_task in enumerate(tasks):
             if task is not None and probe_task != task:
@@ -82,9 +91,23 @@ def entk_command(
             obs = agent.obs_tensor(probes[j])
             rank = entk_effective_rank(agent.actor, obs, trace_outputs=trace_outputs)
             proxy = sphere_proxy_rank(agent.actor, obs)
-            table.add_row(name, probe_task, f"{rank:.1f}", f"{proxy:.1f}")
+            rows.append({"checkpoint": name, "probe_task": probe_task, "entk_rank": rank,
+                         "proxy_rank": proxy})  # fmt: skip
             records.append({"checkpoint": name, "probe_task_index": j, "probe_task": probe_task,
                             "samples": samples, "trace_outputs": trace_outputs,
                             "entk_rank": float(rank), "proxy_rank": float(proxy)})  # fmt: skip
+    saved = save_entk_records(run_dir, records)
+    if as_json:
+        print_json({"run_dir": str(run_dir), "samples": samples, "saved": str(saved),
+                    "trace_outputs": trace_outputs, "results": rows})  # fmt: skip
+        return
+    table = name_table(
+        f"spectral plasticity of {run_dir} ({samples} states per probe)",
+        "checkpoint",
+        ["probe task", "r_e(K)", "r_e(A) proxy"],
+    )
+    for row in rows:
+        table.add_row(row["checkpoint"], row["probe_task"], f"{row['entk_rank']:.1f}",
+                      f"{row['proxy_rank']:.1f}")  # fmt: skip
     console.print(table)
-    console.print(f"saved to {save_entk_records(run_dir, records)} (sphere report draws them)")
+    console.print(f"saved to {saved} (sphere report draws them)")

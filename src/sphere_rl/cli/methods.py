@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from sphere_rl.cli.output import make_console, name_table
 
 
 def register(app: typer.Typer) -> None:
     app.command("methods")(methods)
 
 
-def methods() -> None:
+def methods(
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option("--plugin", help="Import this module first (its registrations are listed)."),
+    ] = None,
+) -> None:
     """List the methods (--method), the architectures (--arch) and the plug-ins (--reg)."""
+    from sphere_rl.cli.train import load_plugins_or_fail
     from sphere_rl.methods import ARCHS, CALLBACKS, METHODS, PLUGIN_INFO, REGULARIZERS
 
-    console = Console(width=150)
-    table = Table(title="Methods (--method)")
-    for column in ("method", "arch", "reg", "what it is", "source"):
-        table.add_column(column, style="bold" if column == "method" else None)
+    load_plugins_or_fail(plugin)
+    console = make_console()
+    table = name_table("Methods (--method)", "method", ["arch", "reg", "what it is", "source"])
     for spec in METHODS.values():
         table.add_row(spec.name, spec.arch, spec.reg, spec.description, spec.source)
     console.print(table)
 
-    plugins = Table(title="Plug-ins (--reg, joined with '+', e.g. --reg sphere+cbp)")
-    for column in ("plug-in", "kind", "what it does", "source"):
-        plugins.add_column(column, style="bold" if column == "plug-in" else None)
+    plugins = name_table(
+        "Plug-ins (--reg, joined with '+', e.g. --reg sphere+cbp)",
+        "plug-in",
+        ["kind", "what it does", "source"],
+    )
     for name in [*REGULARIZERS, *CALLBACKS]:
         kind = "actor penalty" if name in REGULARIZERS else "network edit"
         description, source = PLUGIN_INFO[name]

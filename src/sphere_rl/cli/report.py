@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from sphere_rl.cli.common import fail
+from sphere_rl.cli.output import make_console, name_table, print_json
 
-console = Console()
+console = make_console()
 
 
 def register(app: typer.Typer) -> None:
@@ -30,6 +29,12 @@ def report(
             " index.html embeds it)."
         ),
     ] = "png,pdf,svg",
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the summary table as JSON on stdout (and nothing else there)."
+        ),
+    ] = False,
 ) -> None:
     """Summarise runs (any mix of methods, seeds, protocols): Markdown/CSV/LaTeX tables with 95%
     bootstrap CIs, figures (PNG, PDF, SVG), and one self-contained HTML page (OUT/index.html)."""
@@ -41,9 +46,19 @@ def report(
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
     (summary, *_), partial = result.tables, result.summary.partial
-    table = Table(title=summary.title)
-    for column in summary.columns:
-        table.add_column(column.title, overflow="fold")
+    if as_json:
+        print_json({
+            "report": str(out / "index.html"), "title": summary.title,
+            "rows": [{c.key: v for c, v in zip(summary.columns, row, strict=True)}
+                     for row in summary.rows],
+            "partial": [{"run": m.run.name, "state": m.run.state} for m in partial],
+            "notes": list(result.summary.notes),
+            "unreadable": list(result.unreadable),
+        })  # fmt: skip
+        return
+    # Sequence and method label are names; the numbers may fold.
+    titles = [c.title for c in summary.columns]
+    table = name_table(summary.title, titles[:2], titles[2:])
     for row in summary.rows:
         table.add_row(*[format_cell(value) for value in row])
     console.print(table)

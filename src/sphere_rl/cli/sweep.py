@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from sphere_rl.cli.common import check_out_dir, err_console, fail, read_config_file
+from sphere_rl.cli.output import make_console, name_table
+from sphere_rl.config import CHOICES, PRESETS
+from sphere_rl.envs.registry import BENCHMARKS
+from sphere_rl.methods import METHODS
 
-console = Console()
+console = make_console()
 Opt = typer.Option
 SUMMARY_FILE = "sweep_summary.json"
 
@@ -23,17 +27,30 @@ def register(app: typer.Typer) -> None:
 
 
 def sweep(
-    methods: Annotated[str, Opt(help="Comma-separated methods, e.g. ppo,topk_moe,sphere.")],
+    methods: Annotated[
+        str,
+        Opt(
+            help="Comma-separated methods, e.g. ppo,topk_moe,sphere. Methods: "
+            f"{', '.join(METHODS)} (and those --plugin modules register)."
+        ),
+    ],
     seeds: Annotated[str, Opt(help="Seeds: a range 0-4, a list 0,2,7 or both.")] = "0",
-    protocols: Annotated[str, Opt(help="Comma-separated protocols: crl, rl.")] = "crl,rl",
+    protocols: Annotated[
+        str, Opt(help=f"Comma-separated protocols: {', '.join(CHOICES['protocol'])}.")
+    ] = "crl,rl",
     benchmark: Annotated[
-        str | None, Opt(help="Comma-separated task sequences (cw10, cw20, hb5).")
+        str | None,
+        Opt(
+            help=f"Comma-separated task sequences: {', '.join(BENCHMARKS)}.",
+            show_default="the --config file's, else cw10",
+        ),
     ] = None,
     tasks: Annotated[
         str | None, Opt(help="Comma-separated task list instead of a benchmark.")
     ] = None,
     preset: Annotated[
-        str | None, Opt(help="cw10, hb5 or quick (default: the benchmark's).")
+        str | None,
+        Opt(help=f"Hyper-parameter preset: {', '.join(PRESETS)}.", show_default="the benchmark's"),
     ] = None,
     steps_per_task: Annotated[int | None, Opt(help="Env steps per task.")] = None,
     config: Annotated[
@@ -58,6 +75,14 @@ def sweep(
     retry_failed: Annotated[
         bool, Opt("--retry-failed", help="Resume runs that failed before (e.g. a NaN loss).")
     ] = False,
+    plugin: Annotated[
+        list[str] | None,
+        Opt(
+            "--plugin",
+            help="Import this module (a name or a .py file) here and in every worker, so that the"
+            " methods and plug-ins it registers can be used. Repeat for several.",
+        ),
+    ] = None,
     dry_run: Annotated[bool, Opt("--dry-run", help="Print the plan; train nothing.")] = False,
 ) -> None:
     """Train every combination of methods, seeds, protocols and benchmarks as Ray tasks.
@@ -65,7 +90,10 @@ def sweep(
     Re-running the same command skips finished runs and resumes interrupted ones from their
     checkpoints. A failing run never stops the others; failures are listed at the end (exit 1).
     """
+    from sphere_rl.cli.train import load_plugins_or_fail
     from sphere_rl.config import ConfigError
+    from sphere_rl.methods import resolve_method
+    from sphere_rl.plugins import plugin_locations
     from sphere_rl.sweep import (
         SweepGrid,
         expand_grid,
@@ -74,6 +102,10 @@ def sweep(
         parse_variation,
         plan_runs,
     )
+    from sphere_rl.sweep.ray_runner import RayOptions
+
+    # Workers import the same modules from where this process found them.
+    located = tuple(plugin_locations(load_plugins_or_fail(plugin)))
 
     base: dict[str, Any] = read_config_file(config) if config is not None else {}
     if benchmark is not None and tasks is not None:
@@ -96,8 +128,11 @@ def sweep(
             base=base,
             variations=variations,
         )
-        plans = plan_runs(expand_grid(grid), out, retry_failed, list(variations))
-    except ConfigError as err:
+        configs = expand_grid(grid)
+        for cfg in configs:  # an unknown method or plug-in fails here, not in every worker
+            resolve_method(cfg)
+        plans = plan_runs(configs, out, retry_failed, list(variations))
+    except (ConfigError, ValueError) as err:
         fail(str(err))
     check_out_dir(out)
     if gpus_per_run > 0 and all(p.cfg.device == "cpu" for p in plans):
@@ -113,26 +148,33 @@ def sweep(
     if dry_run:
         _print_plan(plans)
         return
-    _execute(plans, out, address, num_cpus, cpus_per_run, gpus_per_run)
+    options = RayOptions(address, num_cpus, cpus_per_run, gpus_per_run, plugins=located)
+    _execute(plans, out, options)
 
 
-def _execute(plans, out: Path, address, num_cpus, cpus_per_run, gpus_per_run) -> None:
+def _execute(plans, out: Path, options) -> None:
     from sphere_rl.continual.rundir import atomic_write_bytes
-    from sphere_rl.sweep.ray_runner import RayOptions, outcomes_to_json, run_sweep
+    from sphere_rl.sweep.progress import GridProgress
+    from sphere_rl.sweep.ray_runner import outcomes_to_json, run_sweep
+
+    grid = GridProgress([p for p in plans if p.submit])
+    display = _GridDisplay(grid)
 
     def on_done(outcome) -> None:
+        grid.mark_done(outcome.name, outcome.ok)
         mark = "[green]✓[/green]" if outcome.ok else "[red]✗[/red]"
         detail = outcome.error or f"{outcome.global_step:,} steps"
         console.print(f"  {mark} {outcome.name}: {outcome.result} in {outcome.seconds:.0f}s"
-                      f" ({detail})", highlight=False)  # fmt: skip
+                      f" ({detail})", highlight=False, soft_wrap=True)  # fmt: skip
+        display.refresh()
 
-    options = RayOptions(address, num_cpus, cpus_per_run, gpus_per_run)
     try:
-        outcomes = run_sweep(plans, options, on_done=on_done)
+        with display:
+            outcomes = run_sweep(plans, options, on_done=on_done, on_tick=display.tick)
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to resume", code=130)
     except ConnectionError as err:
-        fail(f"cannot reach Ray at {address}: {err}. A cluster with token authentication needs"
+        fail(f"cannot reach Ray at {options.address}: {err}. A cluster with token authentication needs"
              " RAY_AUTH_MODE=token (and its token) in this shell too; see docs/sweeps.md.")  # fmt: skip
     summary = json.dumps(outcomes_to_json(outcomes), indent=2) + "\n"
     atomic_write_bytes(out / SUMMARY_FILE, summary.encode())
@@ -149,24 +191,59 @@ def _execute(plans, out: Path, address, num_cpus, cpus_per_run, gpus_per_run) ->
         raise typer.Exit(1)
 
 
+class _GridDisplay:
+    """Live progress of the grid: one status line kept at the bottom of a terminal, or a plain
+    line every SPHERE_PROGRESS_INTERVAL seconds (default 60) in a log."""
+
+    def __init__(self, grid) -> None:
+        from sphere_rl.continual.progress import DEFAULT_INTERVAL
+
+        self.grid = grid
+        self.interval = float(os.environ.get("SPHERE_PROGRESS_INTERVAL", DEFAULT_INTERVAL))
+        self._live = None
+        self._last = time.monotonic()
+
+    def __enter__(self) -> _GridDisplay:
+        if console.is_terminal and self.grid.plans:
+            from rich.live import Live
+            from rich.text import Text
+
+            self._text = Text(self.grid.line())
+            self._live = Live(self._text, console=console, refresh_per_second=2, transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+
+    def refresh(self) -> None:
+        if self._live is not None:
+            self._text.plain = self.grid.line()
+
+    def tick(self) -> None:
+        if self._live is not None:
+            self.refresh()
+        elif time.monotonic() - self._last >= self.interval:
+            self._last = time.monotonic()
+            console.print(self.grid.line(), highlight=False, soft_wrap=True)
+
+
 def _print_plan(plans) -> None:
-    table = Table(title="plan")
-    for column in ("run", "action", "note"):
-        table.add_column(column, overflow="fold")
+    table = name_table("plan", "run", ["action", "note"])
     for p in plans:
         table.add_row(p.name, p.action, p.note)
     console.print(table)
 
 
 def _print_summary(outcomes) -> None:
-    table = Table(title="sweep summary")
-    for column in ("run", "method", "protocol", "seed", "action", "result", "env steps", "time"):
-        right = column in ("seed", "env steps", "time")
-        table.add_column(column, justify="right" if right else "left", overflow="fold")
+    # Method, protocol and seed are part of each run's name (and of sweep_summary.json).
+    table = name_table("sweep summary", "run", ["action", "result", "env steps", "time"])
+    for column in table.columns[3:]:
+        column.justify = "right"
     for o in outcomes:
         style = "green" if o.ok and o.result == "finished" else ("red" if not o.ok else "")
-        table.add_row(o.name, o.method, o.protocol, str(o.seed), o.action,
-                      f"[{style}]{o.result}[/{style}]" if style else o.result,
+        table.add_row(o.name, o.action, f"[{style}]{o.result}[/{style}]" if style else o.result,
                       f"{o.global_step:,}", f"{o.seconds:.0f}s")  # fmt: skip
     console.print(table)
     counts = Counter(o.result for o in outcomes)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from sphere_rl.algo.ppo import NonFiniteLossError
-from sphere_rl.cli.common import check_out_dir, fail, read_config_file
-from sphere_rl.config import ConfigError, ExperimentConfig, build_config
+from sphere_rl.cli.common import check_out_dir, err_console, fail, read_config_file
+from sphere_rl.cli.output import make_console, name_table, print_json
+from sphere_rl.config import CHOICES, PRESETS, ConfigError, ExperimentConfig, build_config
 from sphere_rl.continual.rundir import RunBusyError, RunFileError, read_json, run_lock
+from sphere_rl.envs.registry import BENCHMARKS
+from sphere_rl.methods import ARCHS, CALLBACKS, METHODS, REGULARIZERS
 
-console = Console()
+console = make_console()
 
 
 def register(app: typer.Typer) -> None:
@@ -25,40 +28,106 @@ def register(app: typer.Typer) -> None:
 Opt = typer.Option
 
 
+def _names(names) -> str:
+    return ", ".join(names)
+
+
+def _preset_values(key: str) -> str:
+    """``"preset's: cw10 1,000,000, hb5 10,000,000, quick 20,000"``: each preset's ``key``."""
+    default = getattr(ExperimentConfig(), key)
+    values = {name: preset.get(key, default) for name, preset in PRESETS.items()}
+    return "preset's: " + ", ".join(f"{name} {v:,}" for name, v in values.items())
+
+
+_DEFAULTS = ExperimentConfig()
+_PLUGINS = sorted({*REGULARIZERS, *CALLBACKS})
+# Help strings come from the registries, so a new method, plug-in or backend shows up by itself.
+HELP = {
+    "benchmark": f"Task sequence: {_names(BENCHMARKS)}.",
+    "tasks": "Comma-separated task list instead of a benchmark (sphere envs lists the names).",
+    "method": f"Method (sphere methods describes each): {_names(METHODS)}.",
+    "arch": f"Override the method's architecture: {_names(ARCHS)}.",
+    "reg": "Override the method's plug-ins: 'none', or plug-in names joined with '+' (e.g."
+    f" sphere+cbp) from: {_names(_PLUGINS)}.",
+    "rho": "SPHERE strength: ρ in grad and loss mode, λ in fixed mode.",
+    "sphere_mode": f"How SPHERE joins the policy loss: {_names(CHOICES['sphere_mode'])}.",
+    "sphere_variant": f"Which features SPHERE penalises: {_names(CHOICES['sphere_variant'])}.",
+    "pcgrad": "Project the SPHERE gradient off the policy gradient when they conflict.",
+    "protocol": "crl: one agent through the whole sequence; rl: a fresh agent per task.",
+    "preset": f"Hyper-parameter preset: {_names(PRESETS)} (quick: minutes on a CPU).",
+    "seed": "Run seed.",
+    "steps_per_task": "Env steps per task.",
+    "num_envs": "Parallel environments.",
+    "eval_interval": "Env steps between evaluations.",
+    "eval_episodes": "Episodes per evaluation.",
+    "env_backend": f"Simulator: {_names(CHOICES['env_backend'])}. metaworld is the reference"
+    " package, envpool its C++ port (parity-checked tasks only), auto picks envpool where parity"
+    " holds.",
+    "device": "cpu, cuda or cuda:N.",
+    "config": "JSON file with more configuration keys (any field of ExperimentConfig; flags win).",
+    "plugin": "Import this module (a name or a .py file) first, so that the methods and plug-ins"
+    " it registers can be used. Repeat for several.",
+}
+
+
+def _default(key: str) -> str:
+    return str(getattr(_DEFAULTS, key))
+
+
 def train(
-    benchmark: Annotated[str | None, Opt(help="Task sequence: cw10, cw20, hb5.")] = None,
-    tasks: Annotated[
-        str | None, Opt(help="Comma-separated task list instead of a benchmark.")
+    benchmark: Annotated[
+        str | None, Opt(help=HELP["benchmark"], show_default=_default("benchmark"))
     ] = None,
-    method: Annotated[
-        str | None, Opt(help="ppo, ppo10x, ln, topk_moe, dense_moe, ds_moe, sphere.")
+    tasks: Annotated[str | None, Opt(help=HELP["tasks"])] = None,
+    method: Annotated[str | None, Opt(help=HELP["method"], show_default=_default("method"))] = None,
+    arch: Annotated[str | None, Opt(help=HELP["arch"], show_default="the method's")] = None,
+    reg: Annotated[str | None, Opt(help=HELP["reg"], show_default="the method's")] = None,
+    rho: Annotated[float | None, Opt(help=HELP["rho"], show_default=_default("rho"))] = None,
+    sphere_mode: Annotated[
+        str | None, Opt(help=HELP["sphere_mode"], show_default=_default("sphere_mode"))
     ] = None,
-    arch: Annotated[str | None, Opt(help="Override the method's architecture.")] = None,
-    reg: Annotated[
-        str | None, Opt(help="Override the method's regularizer ('none' to disable).")
-    ] = None,
-    rho: Annotated[float | None, Opt(help="SPHERE strength ρ (or λ in fixed mode).")] = None,
-    sphere_mode: Annotated[str | None, Opt(help="fixed, loss or grad.")] = None,
     sphere_variant: Annotated[
-        str | None, Opt(help="last, all_layers, per_expert, gate, gradient_factor.")
+        str | None, Opt(help=HELP["sphere_variant"], show_default=_default("sphere_variant"))
     ] = None,
-    pcgrad: Annotated[bool | None, Opt("--pcgrad/--no-pcgrad", help="PCGrad projection.")] = None,
+    pcgrad: Annotated[
+        bool | None,
+        Opt("--pcgrad/--no-pcgrad", help=HELP["pcgrad"], show_default=_default("pcgrad")),
+    ] = None,
     protocol: Annotated[
-        str | None, Opt(help="crl (one agent) or rl (fresh agent per task).")
+        str | None, Opt(help=HELP["protocol"], show_default=_default("protocol"))
     ] = None,
-    preset: Annotated[
-        str | None, Opt(help="cw10, hb5 or quick (default: the benchmark's).")
+    preset: Annotated[str | None, Opt(help=HELP["preset"], show_default="the benchmark's")] = None,
+    seed: Annotated[int | None, Opt(help=HELP["seed"], show_default=_default("seed"))] = None,
+    steps_per_task: Annotated[
+        int | None, Opt(help=HELP["steps_per_task"], show_default=_preset_values("steps_per_task"))
     ] = None,
-    seed: Annotated[int | None, Opt(help="Run seed.")] = None,
-    steps_per_task: Annotated[int | None, Opt(help="Env steps per task.")] = None,
-    num_envs: Annotated[int | None, Opt(help="Parallel environments.")] = None,
-    eval_interval: Annotated[int | None, Opt(help="Env steps between evaluations.")] = None,
-    eval_episodes: Annotated[int | None, Opt(help="Episodes per evaluation.")] = None,
-    env_backend: Annotated[str | None, Opt(help="metaworld or envpool.")] = None,
-    device: Annotated[str | None, Opt(help="cpu or cuda.")] = None,
-    config: Annotated[Path | None, Opt(help="JSON file with more configuration keys.")] = None,
+    num_envs: Annotated[
+        int | None, Opt(help=HELP["num_envs"], show_default=_preset_values("num_envs"))
+    ] = None,
+    eval_interval: Annotated[
+        int | None, Opt(help=HELP["eval_interval"], show_default=_preset_values("eval_interval"))
+    ] = None,
+    eval_episodes: Annotated[
+        int | None, Opt(help=HELP["eval_episodes"], show_default=_preset_values("eval_episodes"))
+    ] = None,
+    env_backend: Annotated[
+        str | None, Opt(help=HELP["env_backend"], show_default=_default("env_backend"))
+    ] = None,
+    device: Annotated[str | None, Opt(help=HELP["device"], show_default=_default("device"))] = None,
+    config: Annotated[Path | None, Opt(help=HELP["config"])] = None,
+    plugin: Annotated[
+        list[str] | None, Opt("--plugin", metavar="MODULE", help=HELP["plugin"])
+    ] = None,
     out: Annotated[Path, Opt(help="Parent directory of run directories.")] = Path("runs"),
     resume: Annotated[Path | None, Opt(help="Continue the run in this directory.")] = None,
+    dry_run: Annotated[
+        bool,
+        Opt(
+            "--dry-run",
+            help="Print the resolved configuration as JSON (usable as --config) and exit;"
+            " creates nothing.",
+        ),
+    ] = False,
     quiet: Annotated[bool, Opt("--quiet", help="No progress display.")] = False,
 ) -> None:
     """Train on a task sequence (CRL or RL protocol), evaluating, diagnosing and checkpointing.
@@ -86,6 +155,7 @@ def train(
         conflict.append("give --benchmark or --tasks, not both (--tasks replaces the sequence)")
     elif tasks is not None:
         overrides["benchmark"] = None
+    load_plugins_or_fail(plugin)
     # Everything is checked before the run directory is created or touched.
     cfg = _resolve_config(overrides, conflict, resume)
     try:
@@ -98,6 +168,9 @@ def train(
     else:
         run_dir = resume
     _check_device(cfg, resume)
+    if dry_run:
+        _print_dry_run(cfg, run_dir)
+        return
     try:
         with run_lock(run_dir):
             runner = ContinualRunner.open(cfg, run_dir, show_progress=not quiet)
@@ -156,6 +229,38 @@ def _check_device(cfg: ExperimentConfig, resume: Path | None) -> None:
          f" a machine with CUDA, or continue on CPU with --resume {resume} --device cpu")  # fmt: skip
 
 
+def load_plugins_or_fail(specs: list[str] | None) -> list[ModuleType]:
+    """Import the ``--plugin`` modules; a missing or broken one is a user error (exit 2)."""
+    from sphere_rl.plugins import PluginError, load_plugins
+
+    try:
+        return load_plugins(specs or [])
+    except PluginError as err:
+        fail(str(err))
+
+
+def _print_dry_run(cfg: ExperimentConfig, run_dir: Path) -> None:
+    """What ``train`` would do: one line on stderr, the resolved configuration as JSON on stdout
+    (usable as ``--config``). Nothing is created."""
+    from sphere_rl.envs import resolve_tasks
+    from sphere_rl.methods import resolve_method
+
+    try:
+        arch, plugins = resolve_method(cfg)
+        tasks = resolve_tasks(cfg.benchmark if cfg.tasks is None else None, cfg.tasks)
+    except (ConfigError, ValueError) as err:
+        fail(str(err))
+    state = "resume" if (run_dir / "config.json").exists() else "new run"
+    total = len(tasks) * cfg.iterations_per_task * cfg.steps_per_iteration
+    err_console.print(
+        f"dry run ({state}): {run_dir}; {cfg.method} = {arch} + {'+'.join(plugins) or 'no plug-ins'};"
+        f" {cfg.protocol} on {len(tasks)} task(s) ({', '.join(tasks)}), {total:,} env steps",
+        highlight=False,
+        soft_wrap=True,
+    )
+    print(json.dumps(cfg.to_dict(), indent=2))
+
+
 def evaluate_run(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     checkpoint: Annotated[
@@ -170,11 +275,18 @@ def evaluate_run(
         Path | None, Opt(help="Also save one captioned episode per task in this directory.")
     ] = None,
     video_format: Annotated[str, Opt(help="Video file format: gif or mp4.")] = "gif",
+    as_json: Annotated[
+        bool, Opt("--json", help="Print the results as JSON on stdout (and nothing else there).")
+    ] = False,
+    plugin: Annotated[
+        list[str] | None,
+        Opt("--plugin", metavar="MODULE", help="Import this module first (as for train)."),
+    ] = None,
 ) -> None:
     """Evaluate a checkpoint of a run on every task of its sequence (optionally with videos).
 
     For a CRL run one agent is evaluated on every task. For an RL run (a fresh agent per task),
-    ``latest`` means each task's own final agent (``task_XXX_end``).
+    'latest' means each task's own final agent (task_XXX_end).
     """
     from sphere_rl.continual.evaluation import evaluate
     from sphere_rl.continual.loading import load_agent
@@ -188,6 +300,7 @@ def evaluate_run(
         fail(f"--episodes must be >= 1, got {episodes}")
     if video_format not in VIDEO_FORMATS:
         fail(f"--video-format must be one of {', '.join(VIDEO_FORMATS)}, got {video_format!r}")
+    load_plugins_or_fail(plugin)
     try:
         agent, tasks, cfg = load_agent(run_dir, checkpoint)
         per_task = cfg.protocol == "rl" and checkpoint == "latest"
@@ -198,28 +311,40 @@ def evaluate_run(
         }
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
-    table = Table(title=f"{run_dir} [{'task_XXX_end' if per_task else checkpoint}]")
-    for column in ("task", "success", "return"):
-        table.add_column(column, justify="left" if column == "task" else "right")
-    for j, task_agent in agents.items():
-        options = task_options(tasks[j], h1_feet=cfg.h1_feet)
-        result = evaluate(task_agent, tasks[j], episodes, seed, cfg.env_backend, **options)
-        table.add_row(tasks[j], f"{result['success']:.2f}", f"{result['return']:.1f}")
-    console.print(table)
+    label = "task_XXX_end" if per_task else checkpoint
+    results = {
+        j: evaluate(task_agent, tasks[j], episodes, seed, cfg.env_backend,
+                    **task_options(tasks[j], h1_feet=cfg.h1_feet))
+        for j, task_agent in agents.items()
+    }  # fmt: skip
+    if as_json:
+        print_json({
+            "run_dir": str(run_dir), "checkpoint": label, "episodes": episodes, "seed": seed,
+            "tasks": [{"task": tasks[j], "success": r["success"], "return": r["return"]}
+                      for j, r in results.items()],
+            "mean_success": sum(r["success"] for r in results.values()) / max(1, len(results)),
+        })  # fmt: skip
+    else:
+        table = name_table(f"{run_dir} [{label}]", "task", ["success", "return"])
+        for j, result in results.items():
+            table.add_row(tasks[j], f"{result['success']:.2f}", f"{result['return']:.1f}")
+        console.print(table)
     if video is None:
         return
+    # With --json, stdout carries the document only; the video lines go to stderr.
+    out_console = err_console if as_json else console
     for j, task_agent in agents.items():
         path = video / f"{j:02d}-{tasks[j]}.{video_format}"
         try:
             options = task_options(tasks[j], h1_feet=cfg.h1_feet)
-            recorded = _record_with_progress(task_agent, tasks[j], path, seed, options)
+            recorded = _record_with_progress(task_agent, tasks[j], path, seed, options, out_console)
         except RuntimeError as err:
             fail(str(err))
-        console.print(f"video: {path} (success {recorded['success']:.0f})")
+        out_console.print(f"video: {path} (success {recorded['success']:.0f})")
 
 
 def _record_with_progress(
-    agent: Any, task: str, path: Path, seed: int, options: dict[str, Any]
+    agent: Any, task: str, path: Path, seed: int, options: dict[str, Any], console: Any
 ) -> dict[str, float]:
     """``record_video`` with a progress bar over the episode's steps (plain lines when piped)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

@@ -1,0 +1,96 @@
+"""Loading user plug-in modules: ``--plugin my_module`` or ``--plugin path/to/file.py``.
+
+A plug-in module registers methods and plug-ins when imported (see :mod:`sphere_rl.methods`'
+``register_*`` functions and ``docs/extending.md``). The registries live in each process, so every
+process that builds an agent imports the same modules: the CLI here, and each Ray worker of a
+sweep, which receives :func:`plugin_locations` and calls :func:`import_plugin_locations`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import ModuleType
+
+
+class PluginError(ValueError):
+    """A plug-in module that cannot be found or fails while being imported."""
+
+
+def load_plugin(spec: str) -> ModuleType:
+    """Import one plug-in: a module name (``my_pkg.plugins``, looked up on ``sys.path`` and in the
+    current directory) or the path of a ``.py`` file.
+
+    Raises:
+        PluginError: naming the plug-in and what went wrong.
+    """
+    path = Path(spec)
+    try:
+        if spec.endswith(".py"):
+            if not path.is_file():
+                raise PluginError(f"plug-in file {spec} does not exist")
+            return _import_file(path.resolve())
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            # The `sphere` script's sys.path starts at its own bin/, not at the user's directory.
+            sys.path.append(os.getcwd())
+        return importlib.import_module(spec)
+    except PluginError:
+        raise
+    except Exception as err:  # the module is missing, or its own code raised while registering
+        missing = isinstance(err, ModuleNotFoundError) and err.name is not None
+        if missing and (spec == err.name or spec.startswith(f"{err.name}.")):
+            raise PluginError(
+                f"plug-in {spec!r} not found: no module {err.name!r} on the Python path or in"
+                " the current directory (give a module name or a .py file)"
+            ) from None
+        message = f"plug-in {spec!r} failed to import: {type(err).__name__}: {err}"
+        raise PluginError(message) from err
+
+
+def load_plugins(specs: Iterable[str]) -> list[ModuleType]:
+    """:func:`load_plugin` for each spec, in order (a module is imported once however often named)."""
+    return [load_plugin(spec) for spec in specs]
+
+
+def _import_file(path: Path) -> ModuleType:
+    name = path.stem
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__file__", None) == str(path):
+        return loaded
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise PluginError(f"plug-in file {path} cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def plugin_locations(modules: Sequence[ModuleType]) -> list[tuple[str, str]]:
+    """``(module name, directory to put on sys.path)`` for each module: enough for another process
+    on the same file system (a Ray worker) to import it exactly as this one did."""
+    locations = []
+    for module in modules:
+        file = Path(module.__file__ or "").resolve()
+        depth = module.__name__.count(".") + (1 if file.name == "__init__.py" else 0)
+        root = file.parent
+        for _ in range(depth):
+            root = root.parent
+        locations.append((module.__name__, str(root)))
+    return locations
+
+
+def import_plugin_locations(locations: Iterable[tuple[str, str]]) -> None:
+    """Import what :func:`plugin_locations` described (in a worker process)."""
+    for name, root in locations:
+        if root not in sys.path:
+            sys.path.append(root)
+        importlib.import_module(name)
