@@ -118,6 +118,9 @@ def evaluate_run(
         Path | None, Opt(help="Also save one captioned episode per task in this directory.")
     ] = None,
     video_format: Annotated[str, Opt(help="Video file format: gif or mp4.")] = "gif",
+    video_every: Annotated[
+        int, Opt(help="Keep one frame every N env steps (2: about real time at 25 fps).")
+    ] = 2,
 ) -> None:
     """Evaluate a checkpoint of a run on every task of its sequence (optionally with videos).
 
@@ -136,6 +139,8 @@ def evaluate_run(
         fail(f"--episodes must be >= 1, got {episodes}")
     if video_format not in VIDEO_FORMATS:
         fail(f"--video-format must be one of {', '.join(VIDEO_FORMATS)}, got {video_format!r}")
+    if video_every < 1:
+        fail(f"--video-every must be >= 1, got {video_every}")
     try:
         agent, tasks, cfg = load_agent(run_dir, checkpoint)
         per_task = cfg.protocol == "rl" and checkpoint == "latest"
@@ -159,7 +164,7 @@ def evaluate_run(
     for j, task_agent in agents.items():
         path = video / f"{j:02d}-{tasks[j]}.{video_format}"
         try:
-            options = task_options(tasks[j], h1_feet=cfg.h1_feet)
+            options = {"every": video_every, **task_options(tasks[j], h1_feet=cfg.h1_feet)}
             recorded = _record_with_progress(task_agent, tasks[j], path, seed, options)
         except RuntimeError as err:
             fail(str(err))
