@@ -282,6 +282,9 @@ def evaluate_run(
         list[str] | None,
         Opt("--plugin", metavar="MODULE", help="Import this module first (as for train)."),
     ] = None,
+    video_every: Annotated[
+        int, Opt(help="Keep one frame every N env steps (2: about real time at 25 fps).")
+    ] = 2,
 ) -> None:
     """Evaluate a checkpoint of a run on every task of its sequence (optionally with videos).
 
@@ -301,6 +304,8 @@ def evaluate_run(
     if video_format not in VIDEO_FORMATS:
         fail(f"--video-format must be one of {', '.join(VIDEO_FORMATS)}, got {video_format!r}")
     load_plugins_or_fail(plugin)
+    if video_every < 1:
+        fail(f"--video-every must be >= 1, got {video_every}")
     try:
         agent, tasks, cfg = load_agent(run_dir, checkpoint)
         per_task = cfg.protocol == "rl" and checkpoint == "latest"
@@ -336,7 +341,7 @@ def evaluate_run(
     for j, task_agent in agents.items():
         path = video / f"{j:02d}-{tasks[j]}.{video_format}"
         try:
-            options = task_options(tasks[j], h1_feet=cfg.h1_feet)
+            options = {"every": video_every, **task_options(tasks[j], h1_feet=cfg.h1_feet)}
             recorded = _record_with_progress(task_agent, tasks[j], path, seed, options, out_console)
         except RuntimeError as err:
             fail(str(err))

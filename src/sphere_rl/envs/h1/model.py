@@ -186,17 +186,16 @@ class SoleShape:
         mid_z = (self.bottom_z + self.plate_top_z) / 2.0
         half_thickness = (self.plate_top_z - self.bottom_z) / 2.0
         # Elliptic edge profile: full inset at the bottom and top faces, none half-way up.
-        theta = np.linspace(-np.pi / 2.0, np.pi / 2.0, self.rounding_points)
-        inset = 1.0 - np.cos(theta)
-        z = mid_z + half_thickness * np.sin(theta)
-        levels = [
-            [(x0 + dx * s, -(self.half_width - dy * s), h), (x0 + dx * s, self.half_width - dy * s, h),
-             (x1 - dx * s, -(self.half_width - dy * s), h), (x1 - dx * s, self.half_width - dy * s, h)]
-            for s, h in zip(inset, z, strict=True)
-        ]  # fmt: skip
-        a = self.ankle_half_size
-        ankle = [(sx * a, sy * a, self.ankle_z) for sx in (-1, 1) for sy in (-1, 1)]
-        return np.array([p for level in levels for p in level] + ankle, dtype=float)
+        theta = np.linspace(-np.pi / 2.0, np.pi / 2.0, self.rounding_points)[:, None]
+        inset, z = 1.0 - np.cos(theta), mid_z + half_thickness * np.sin(theta)  # (L, 1)
+        signs = np.array([(-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0)])  # 4 corners
+        half_x, half_y = (x1 - x0) / 2.0 - dx * inset, self.half_width - dy * inset
+        plate = np.stack(
+            [(x0 + x1) / 2.0 + signs[:, 0] * half_x, signs[:, 1] * half_y, np.repeat(z, 4, 1)],
+            axis=-1,
+        ).reshape(-1, 3)  # (L·4, 3): one rectangle per level
+        ankle = np.column_stack([signs * self.ankle_half_size, np.full(len(signs), self.ankle_z)])
+        return np.concatenate([plate, ankle])
 
 
 HUMANOIDBENCH_SOLE = SoleShape()
