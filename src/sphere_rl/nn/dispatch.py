@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 import torch
 from torch import Tensor
@@ -63,16 +64,13 @@ def plan_dispatch(top_index: Tensor, n_experts: int) -> DispatchPlan:
     pair_row = torch.empty_like(order)
     pair_row[order] = torch.arange(order.numel(), device=order.device)
     counts = torch.bincount(flat, minlength=n_experts).tolist()
-    offsets = [0]
-    for count in counts:
-        offsets.append(offsets[-1] + count)
     return DispatchPlan(
         top_index=top_index,
         pair_row=pair_row.view(n, k),
         row_pair=order,
         row_state=order // k,
         row_expert=flat[order],
-        offsets=tuple(offsets),
+        offsets=(0, *accumulate(counts)),
     )
 
 

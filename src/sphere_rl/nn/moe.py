@@ -136,7 +136,9 @@ class TopKMoEActor(_MoEActor):
         dispatch: ``"sparse"`` computes each expert only on the states routed to it (about ``k/E``
             of the dense FLOPs); ``"dense"`` computes every expert on every state. Both give the
             same outputs and gradients up to float rounding; the attribute may be changed at any
-            time (see :func:`dense_dispatch`). Under ``torch.func`` transforms the dense path runs.
+            time (see :func:`dense_dispatch`). Under ``torch.func`` transforms the dense path runs;
+            the sparse path's backward is first-order only (no ``create_graph``, no
+            ``is_grads_batched``): use ``dispatch="dense"`` for those.
     """
 
     def __init__(
