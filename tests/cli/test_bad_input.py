@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import snapshot
+from cli_helpers import snapshot
 from typer.testing import CliRunner
 
 from sphere_rl.cli.app import _register_all, app

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_RUN
+from cli_helpers import TINY_RUN
 from typer.testing import CliRunner
 
 from sphere_rl.algo.ppo import NonFiniteLossError, PPOAgent
