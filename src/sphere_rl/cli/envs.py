@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from sphere_rl.cli.output import make_console, name_table
 
 
 def register(app: typer.Typer) -> None:
@@ -25,18 +25,15 @@ def envs(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--family") from exc
 
-    console = Console(width=120)
-    benchmarks = Table(title="Benchmarks", show_lines=False)
-    benchmarks.add_column("name", style="bold")
-    benchmarks.add_column("tasks")
-    benchmarks.add_column("task sequence, in training order")
+    console = make_console()
+    benchmarks = name_table("Benchmarks", "name", ["tasks", "task sequence, in training order"])
     for name, sequence in list_benchmarks().items():
         benchmarks.add_row(name, str(len(sequence)), ", ".join(sequence))
     console.print(benchmarks)
 
-    tasks = Table(title=f"Tasks ({len(names)})")
-    for column in ("task", "family", "obs", "act", "steps", "success", "envpool"):
-        tasks.add_column(column)
+    tasks = name_table(
+        f"Tasks ({len(names)})", "task", ["family", "obs", "act", "steps", "success", "envpool"]
+    )
     for name in names:
         spec = task_spec(name)
         if spec.family != "metaworld":
