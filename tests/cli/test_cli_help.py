@@ -90,7 +90,7 @@ def test_dry_run_prints_a_reusable_configuration_and_creates_nothing(tmp_path):
 
 def test_dry_run_reports_mistakes_with_exit_2(tmp_path):
     bad = _invoke("train", "--method", "nope", "--dry-run", "--out", str(tmp_path))
-    assert bad.exit_code == 2 and "method must be one of" in bad.text
+    assert bad.exit_code == 2 and "unknown method 'nope'" in bad.text
     bad = _invoke("train", "--steps-per-task", "-5", "--dry-run", "--out", str(tmp_path))
     assert bad.exit_code == 2 and "steps_per_task must be > 0" in bad.text
     bad = _invoke("train", "--resume", str(tmp_path), "--dry-run")
