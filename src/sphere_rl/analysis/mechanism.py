@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -152,12 +153,14 @@ def spectrum_markdown(summaries: Sequence[VariantSpectrum], title: str) -> str:
 
 
 # ----------------------------------------------------------------------------------- figures
-def plot_spectrum(runs: Sequence[RunData], path, prefix: str = FIXED) -> list:
+def plot_spectrum(
+    runs: Sequence[RunData], path, prefix: str = FIXED, formats: Sequence[str] = ("png", "svg")
+) -> Path:
     """r_e(K) and r_e(A) on the run-wide probe over training: seed mean per variant with a
-    min–max band, task boundaries labelled with the task trained next. Saved as PNG and SVG."""
+    min–max band, task boundaries labelled with the task trained next. Returns the first file."""
     import matplotlib.pyplot as plt
 
-    from sphere_rl.analysis.plots import seed_mean
+    from sphere_rl.analysis.plots import save_figure, seed_mean
 
     groups = group_by_variant(runs)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), squeeze=False)
@@ -182,34 +185,21 @@ def plot_spectrum(runs: Sequence[RunData], path, prefix: str = FIXED) -> list:
     handles, labels = axes[0, 0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
-    return _save_all(fig, path)
+    fig.subplots_adjust(bottom=0.25)
+    return save_figure(fig, path, formats)
 
 
-def plot_proxy_scatter(corr: ProxyCorrelation, path) -> list:
+def plot_proxy_scatter(
+    corr: ProxyCorrelation, path, formats: Sequence[str] = ("png", "svg")
+) -> Path:
     """r_e(A) against r_e(K) over every diagnostic point, with Pearson r in the title."""
     import matplotlib.pyplot as plt
+
+    from sphere_rl.analysis.plots import save_figure
 
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
     ax.scatter(corr.proxy, corr.rank, s=8, alpha=0.6)
     ax.set_xlabel("r_e(A_last^exp)  (proxy)")
     ax.set_ylabel("r_e(K)  (eNTK)")
     ax.set_title(f"Pearson r = {corr.r:.3f} over {corr.n} points (paper: 0.846)", fontsize=9)
-    fig.tight_layout()
-    return _save_all(fig, path)
-
-
-def _save_all(fig, path) -> list:
-    from pathlib import Path
-
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for suffix in (".png", ".svg"):
-        target = path.with_suffix(suffix)
-        fig.savefig(target, dpi=200)
-        written.append(target)
-    plt.close(fig)
-    return written
+    return save_figure(fig, path, formats)

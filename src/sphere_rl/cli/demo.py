@@ -46,6 +46,9 @@ DEMO_CONFIG = {
     "eval_episodes": 5,
     "diag_interval": 20_000,
     "diag_samples": 64,
+    # r_e(K) and r_e(A) also on one probe batch fixed for the whole run, so the collapse (or not)
+    # reads across task boundaries (each task's own probe batch changes at every boundary).
+    "diag_fixed_probe": True,
     "checkpoint_interval": 20_000,
 }
 
@@ -67,6 +70,7 @@ def demo(
 ) -> None:
     """Compare Top-K MoE and SPHERE in continual RL on a short MetaWorld sequence (~10 min)."""
     from sphere_rl.analysis import load_run
+    from sphere_rl.analysis.mechanism import plot_spectrum
     from sphere_rl.analysis.plots import plot_plasticity, plot_success
     from sphere_rl.continual.runner import run_dir_name
 
@@ -90,7 +94,8 @@ def demo(
     _print_table(runs)
     success_png = plot_success(runs, out / "success.png")
     rank_png = plot_plasticity(runs, out / "plasticity.png")
-    console.print(f"figures: {success_png}, {rank_png}")
+    spectrum_png = plot_spectrum(runs, out / "spectrum")
+    console.print(f"figures: {success_png}, {rank_png}, {spectrum_png} (run-wide probe)")
     console.print(f"TensorBoard: tensorboard --logdir {out}")
 
 
@@ -151,10 +156,12 @@ def _print_table(runs) -> None:
     table.add_column("mean seen", justify="right")
     table.add_column("r_e(K)", justify="right")
     table.add_column("r_e(A) proxy", justify="right")
+    table.add_column("r_e(K) run-wide probe", justify="right")
     for run in runs:
         matrix = run.task_end_matrix()
         ranks = run.diag_at_task_ends("entk/effective_rank")
         proxies = run.diag_at_task_ends("proxy/effective_rank")
+        fixed = run.diag_at_task_ends("fixed/entk/effective_rank")
         for i, task in enumerate(run.tasks):
             if np.isnan(matrix[i]).all():
                 continue
@@ -166,5 +173,6 @@ def _print_table(runs) -> None:
                 f"{np.nanmean(matrix[i, : i + 1]):.2f}",
                 f"{ranks[i]:.1f}" if i < len(ranks) else "-",
                 f"{proxies[i]:.1f}" if i < len(proxies) else "-",
+                f"{fixed[i]:.1f}" if i < len(fixed) else "-",
             )
     console.print(table)

@@ -49,10 +49,11 @@ def mechanism(
     sections.append(f"Pearson r(r_e(A), r_e(K)) = {corr.r:.3f} over {corr.n} diagnostic points.\n")
     (out / "mechanism.md").write_text("\n".join(sections))
     (out / "mechanism.json").write_text(json.dumps(payload, indent=2))
-    figures = mech.plot_spectrum(runs, out / "spectrum")
-    figures += mech.plot_proxy_scatter(corr, out / "proxy_vs_entk")
+    figures = [mech.plot_spectrum(runs, out / "spectrum")]
+    figures.append(mech.plot_proxy_scatter(corr, out / "proxy_vs_entk"))
     typer.echo("\n".join(sections))
-    typer.echo(f"written: {out / 'mechanism.md'}, {out / 'mechanism.json'}, {len(figures)} figures")
+    typer.echo(f"written: {out / 'mechanism.md'}, {out / 'mechanism.json'}, figures"
+               f" {', '.join(str(f) for f in figures)} (and .svg)")  # fmt: skip
 
 
 def _jsonable(summary) -> dict:
