@@ -5,7 +5,8 @@ directory names and report labels; registered as methods, each gets its own runs
 ``--out`` and its own row in ``sphere report`` (docs/reproduce.md, section 3):
 
     sphere sweep --plugin examples/sphere_ablation.py --benchmark hb5 --protocols crl \
-        --methods topk_moe,sphere,sphere_all_layers,sphere_per_expert --seeds 0-4 --out runs/main
+        --methods topk_moe,sphere,sphere_all_layers,sphere_per_expert,sphere_gradient_factor \
+        --seeds 0-4 --out runs/main
 """
 
 import sphere_rl
@@ -14,6 +15,7 @@ from sphere_rl.regularizers.hooks import SphereRegularizer
 ABLATION = {
     "all_layers": "SPHERE on every hidden expert layer (ablation)",
     "per_expert": "SPHERE per expert, summed: no cross-expert blocks (ablation)",
+    "gradient_factor": "SPHERE on the gradient factor G instead of A (ablation)",
     "gate": "SPHERE on the routing matrix only (the release's gating variant)",
 }
 

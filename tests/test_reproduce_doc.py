@@ -35,7 +35,7 @@ def test_every_sweep_plans_the_stated_number_of_runs(tmp_path, monkeypatch):
     sweeps = _sweeps()
     # Sections 1-5 and "everything at once", as the page counts them.
     assert len(sweeps) == 6
-    for argv, runs in zip(sweeps, [80, 80, 20, 25, 100, 200], strict=True):
+    for argv, runs in zip(sweeps, [80, 80, 25, 25, 100, 200], strict=True):
         argv = [a if not a.startswith("runs/") else str(tmp_path / a) for a in argv]
         result = CliRunner().invoke(app, [*argv[1:], "--dry-run"], terminal_width=200)
         assert result.exit_code == 0, (argv, result.output)
@@ -49,8 +49,10 @@ def test_the_ablation_plugin_builds_each_variant():
     from sphere_rl.regularizers.hooks import SphereRegularizer
 
     load_plugin(str(ROOT / "examples" / "sphere_ablation.py"))
-    for variant in ("all_layers", "per_expert", "gate"):
-        cfg = build_config({"method": f"sphere_{variant}", "hidden": [8], "n_experts": 3})
+    for variant in ("all_layers", "per_expert", "gradient_factor", "gate"):
+        cfg = build_config(
+            {"benchmark": "hb5", "method": f"sphere_{variant}", "hidden": [8], "n_experts": 3}
+        )
         agent = methods.build_agent(cfg, obs_dim=6, act_dim=2)
         (reg,) = [r for r in agent.regularizers if isinstance(r, SphereRegularizer)]
         assert (reg.variant, reg.mode, reg.coef) == (variant, "grad", 1e-3)
