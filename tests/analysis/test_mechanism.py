@@ -105,3 +105,16 @@ def test_mechanism_cli_rejects_a_missing_directory(tmp_path):
     result = CliRunner().invoke(app, ["mechanism", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "is not a directory of runs" in result.output
+
+
+def test_mechanism_cli_lists_an_unreadable_run_and_analyses_the_others(tmp_path):
+    _fixed_runs(tmp_path / "runs", [[10, 9, 8, 7, 6, 5], [12, 10, 8, 9, 7, 4]])
+    damaged = sorted((tmp_path / "runs").iterdir())[0]
+    (damaged / "config.json").write_text("{not json")
+    _register_all()
+    out = tmp_path / "mech"
+    result = CliRunner().invoke(app, ["mechanism", str(tmp_path / "runs"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"unreadable run left out: {damaged / 'config.json'}" in result.output
+    (row,) = json.loads((out / "mechanism.json").read_text())[FIXED + RANK]
+    assert row["seeds"] == 1

@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from sphere_rl.cli.common import fail
+
 
 def register(app: typer.Typer) -> None:
     app.command("mechanism")(mechanism)
@@ -30,12 +32,13 @@ def mechanism(
     from sphere_rl.analysis.runs import find_runs
 
     if not runs_dir.is_dir():
-        typer.echo(f"error: {runs_dir} is not a directory of runs", err=True)
-        raise typer.Exit(2)
-    runs = [run for run in find_runs(runs_dir) if run.diags]
+        fail(f"{runs_dir} is not a directory of runs")
+    unreadable = []  # as in sphere report: a damaged run is listed, the others are analysed
+    runs = [run for run in find_runs(runs_dir, unreadable) if run.diags]
+    for err in unreadable:
+        typer.echo(f"unreadable run left out: {err}", err=True)
     if not runs:
-        typer.echo(f"error: no run under {runs_dir} has diagnostics yet", err=True)
-        raise typer.Exit(2)
+        fail(f"no run under {runs_dir} has diagnostics yet")
     out.mkdir(parents=True, exist_ok=True)
     sections, payload = [], {}
     for prefix, name in ((mech.FIXED, "run-wide probe"), ("", "each task's own probe")):
