@@ -6,10 +6,14 @@ steps/s, each against the pre-sparse reference measured in the same run.
     python benchmarks/training_throughput.py --skip-training  # minibatch updates and threads only
     python benchmarks/training_throughput.py --device cuda --threads 1 --presets cw10
 
-*Reference* = what the learner did before sparse dispatch: every expert on every state
-(``dispatch="dense"``) and PyTorch's default Adam (single-tensor on the CPU). It is
-rebuilt here from the current code, so improvements elsewhere (fewer host syncs) also make the
-reference faster: the printed speed-ups are lower bounds on the gain over the old code.
+*Reference* = what the learner did before this work: every expert on every state
+(``dispatch="dense"``), PyTorch's default Adam (single-tensor on the CPU), all minibatches at the
+run's thread count, glibc's default allocator. It is rebuilt here from the current code, so
+improvements elsewhere (fewer host syncs) also make the reference faster: the printed speed-ups
+are lower bounds on the gain over the old code. The update timings share one process, so the
+reference there also gets the allocator setting (:func:`sphere_rl.runtime.keep_freed_memory`,
+whose effect is printed on its own); each training run is a fresh process, the reference's with
+the default allocator.
 
 A *minibatch update* is exactly one minibatch of :meth:`PPOAgent.update` (advantage normalisation,
 actor forward/backward with the method's regularizers, critic, both optimiser steps, statistics).
@@ -25,6 +29,7 @@ import argparse
 import contextlib
 import multiprocessing as mp
 import os
+import resource
 import tempfile
 import time
 from collections.abc import Iterator
@@ -38,10 +43,11 @@ from sphere_rl.algo.buffer import RolloutBuffer
 from sphere_rl.algo.ppo import PPOAgent
 from sphere_rl.analysis import load_run
 from sphere_rl.config import build_config
+from sphere_rl.continual import runner as runner_module
 from sphere_rl.continual.runner import ContinualRunner
 from sphere_rl.envs import resolve_tasks
-from sphere_rl.methods import build_agent
 from sphere_rl.nn import TopKMoEActor
+from sphere_rl.runtime import LearnerThreads, keep_freed_memory
 
 # Quick mode keeps each preset's network and minibatch but shortens rollouts and epochs.
 QUICK = {
@@ -58,32 +64,11 @@ def _reference_optimizers(agent: PPOAgent) -> None:
     agent.critic_optimizer = torch.optim.Adam(agent.critic.parameters(), agent.config.lr, eps=1e-5)
 
 
-def _fused_optimizers(agent: PPOAgent) -> None:
-    """Fused Adam (one kernel for all parameters), for ``--fused-adam``."""
-    agent.actor_optimizer = torch.optim.Adam(
-        agent.actor.parameters(), agent.config.lr, eps=1e-5, fused=True
-    )
-    agent.critic_optimizer = torch.optim.Adam(
-        agent.critic.parameters(), agent.config.lr, eps=1e-5, fused=True
-    )
-
-
-@contextlib.contextmanager
-def fused_adam(enabled: bool) -> Iterator[None]:
-    """Agents built inside use fused Adam (a preview of that change to ``PPOAgent``)."""
-    reset = PPOAgent.reset_optimizers
-    if enabled:
-        PPOAgent.reset_optimizers = _fused_optimizers
-    try:
-        yield
-    finally:
-        PPOAgent.reset_optimizers = reset
-
-
 @contextlib.contextmanager
 def reference_learner() -> Iterator[None]:
-    """Agents built inside use the reference learner (dense dispatch, single-tensor Adam)."""
-    build_actor, reset = methods.build_actor, PPOAgent.reset_optimizers
+    """Agents built inside use the reference learner (dense dispatch, single-tensor Adam, no
+    per-minibatch thread choice)."""
+    build_actor, reset, build = methods.build_actor, PPOAgent.reset_optimizers, methods.build_agent
 
     def dense_actor(*args, **kwargs):
         actor = build_actor(*args, **kwargs)
@@ -91,24 +76,40 @@ def reference_learner() -> Iterator[None]:
             actor.dispatch = "dense"
         return actor
 
+    def fixed_threads_agent(*args, **kwargs):
+        agent = build(*args, **kwargs)
+        agent.learner_threads = LearnerThreads(1)  # a no-op: the global thread count applies
+        return agent
+
     methods.build_actor = dense_actor
     PPOAgent.reset_optimizers = _reference_optimizers
+    methods.build_agent = runner_module.build_agent = fixed_threads_agent
     try:
         yield
     finally:
         methods.build_actor, PPOAgent.reset_optimizers = build_actor, reset
+        methods.build_agent = runner_module.build_agent = build
 
 
 def _update_agent(
-    obs_dim: int, act_dim: int, batch: int, reference: bool, sphere: bool, fused: bool, device: str
+    obs_dim: int,
+    act_dim: int,
+    batch: int,
+    reference: bool,
+    sphere: bool,
+    device: str,
+    threads: int = 1,
+    choose_threads: bool = True,
 ):
     """An agent and a one-minibatch rollout: ``agent.update`` then runs exactly one update."""
     cfg = build_config({"method": "sphere" if sphere else "topk_moe", "minibatch_size": batch,
                         "num_envs": 1, "num_steps": batch, "update_epochs": 1,
-                        "device": device})  # fmt: skip
+                        "device": device, "torch_threads": threads})  # fmt: skip
     torch.manual_seed(0)
-    with reference_learner() if reference else fused_adam(fused):
-        agent = build_agent(cfg, obs_dim, act_dim)
+    with reference_learner() if reference else contextlib.nullcontext():
+        agent = methods.build_agent(cfg, obs_dim, act_dim)
+    if not choose_threads:
+        agent.learner_threads = LearnerThreads(1)
     buf = RolloutBuffer.empty(batch, 1, obs_dim, act_dim, device)
     buf.obs.normal_()
     buf.actions.normal_()
@@ -119,32 +120,53 @@ def _update_agent(
     return agent, lambda: agent.update(buf, adv, returns)
 
 
+def _at_one_thread(update, threads: int):
+    def one_thread_update():
+        torch.set_num_threads(1)
+        try:
+            update()
+        finally:
+            torch.set_num_threads(threads)
+
+    return one_thread_update
+
+
 def time_updates(
     obs_dim: int,
     act_dim: int,
     batch: int,
     threads: int,
     repeats: int,
-    fused: bool = False,
     device: str = "cpu",
 ) -> dict[str, dict[str, float]]:
-    """Median wall and CPU milliseconds of one minibatch update per variant, at ``threads``."""
+    """Median wall and CPU milliseconds of one minibatch update per variant, at ``threads``.
+
+    At more than one thread, two more variants of the current learner run in the same rounds:
+    ``topk_moe_forced`` with every minibatch at ``threads`` and ``topk_moe_1thread`` with the whole
+    update at one thread (the two :class:`~sphere_rl.runtime.LearnerThreads` chooses between).
+    """
     torch.set_num_threads(threads)
     shape = (obs_dim, act_dim, batch)
     variants = {
-        "reference": _update_agent(*shape, True, False, False, device)[1],
-        "topk_moe": _update_agent(*shape, False, False, fused, device)[1],
-        "sphere": _update_agent(*shape, False, True, fused, device)[1],
-        "reference_sphere": _update_agent(*shape, True, True, False, device)[1],
+        "reference": _update_agent(*shape, True, False, device, threads)[1],
+        "topk_moe": _update_agent(*shape, False, False, device, threads)[1],
+        "sphere": _update_agent(*shape, False, True, device, threads)[1],
+        "reference_sphere": _update_agent(*shape, True, True, device, threads)[1],
     }
+    if threads > 1:
+        variants["topk_moe_forced"] = _update_agent(*shape, False, False, device, threads, False)[1]
+        variants["topk_moe_1thread"] = _at_one_thread(
+            _update_agent(*shape, False, False, device, threads, False)[1], threads
+        )
     samples = {name: ([], []) for name in variants}
-    for rep in range(repeats + 2):  # two warm-up rounds
+    warm_up = 2 + (2 * (LearnerThreads(2).trials + 1) if threads > 1 else 0)  # + thread choice
+    for rep in range(repeats + warm_up):
         for name, update in variants.items():
             wall, cpu = time.perf_counter(), time.process_time()
             update()
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
-            if rep >= 2:
+            if rep >= warm_up:
                 samples[name][0].append(time.perf_counter() - wall)
                 samples[name][1].append(time.process_time() - cpu)
     return {
@@ -177,9 +199,12 @@ def busy_core(enabled: bool) -> Iterator[None]:
 
 
 def training_throughput(
-    preset: str, method: str, full: bool, reference: bool, fused: bool = False, device: str = "cpu"
+    preset: str, method: str, full: bool, reference: bool, device: str = "cpu"
 ) -> dict:
-    """Train three iterations on the preset's first task; report the steady-state iterations."""
+    """Train three iterations on the preset's first task; report the steady-state iterations.
+
+    Runs in the calling process; :func:`training_throughput_fresh` runs it in a new one.
+    """
     overrides = {"preset": preset, "method": method, "eval_episodes": 1, "diag_entk": False,
                  "device": device,
                  "diag_samples": 8, "eval_interval": 10**12, "diag_interval": 10**12,
@@ -196,7 +221,9 @@ def training_throughput(
         }
     )
     with tempfile.TemporaryDirectory() as tmp:
-        with reference_learner() if reference else fused_adam(fused):
+        with reference_learner() if reference else contextlib.nullcontext():
+            if reference:  # the old runner left glibc's allocator alone
+                runner_module.keep_freed_memory = lambda: False
             ContinualRunner.open(cfg, Path(tmp) / "run", show_progress=False).run()
         train = load_run(Path(tmp) / "run").train[1:]  # the first iteration includes warm-up
     return {
@@ -204,6 +231,36 @@ def training_throughput(
         "learner_fraction": float(np.mean([r["learner_fraction"] for r in train])),
         "steps_per_iteration": cfg.steps_per_iteration,
     }
+
+
+def training_throughput_fresh(*args) -> dict:
+    """:func:`training_throughput` in a fresh process (process-wide settings do not leak)."""
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(training_throughput, args)
+
+
+def allocator_effect(obs_dim: int, act_dim: int, batch: int, repeats: int) -> dict[str, float]:
+    """Page faults and CPU ms per topk_moe update before and after ``keep_freed_memory``.
+
+    Call before anything else in the process has applied the setting (it cannot be undone).
+    """
+    update = _update_agent(obs_dim, act_dim, batch, False, False, "cpu")[1]
+    result = {}
+    for name in ("default", "kept"):
+        if name == "kept":
+            keep_freed_memory()
+        for _ in range(3):
+            update()
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        cpu = []
+        for _ in range(repeats):
+            start = time.process_time()
+            update()
+            cpu.append(time.process_time() - start)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+        result[f"{name}_faults"] = faults / repeats
+        result[f"{name}_cpu_ms"] = 1e3 * float(np.median(cpu))
+    return result
 
 
 def main() -> None:
@@ -217,34 +274,36 @@ def main() -> None:
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--skip-updates", action="store_true")
     parser.add_argument("--methods", default="topk_moe,sphere", help="for the training runs")
-    parser.add_argument(
-        "--fused-adam", action="store_true", help="current learner with fused Adam (preview)"
-    )
     args = parser.parse_args()
     presets = args.presets.split(",")
     print(
         f"torch {torch.__version__}, device {args.device}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')},"
-        f" cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f},"
-        f" current learner's Adam: {'fused' if args.fused_adam else 'as PPOAgent builds it'}"
+        f" cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}"
     )
+    torch.set_num_threads(1)
+    if args.device == "cpu" and not args.skip_updates:
+        print("\n== Allocator: one topk_moe update, 1 thread, glibc default vs keep_freed_memory()")
+        for preset in presets:
+            a = allocator_effect(*SHAPES[preset], args.repeats)
+            print(
+                f"{preset}: page faults per update {a['default_faults']:.0f} ->"
+                f" {a['kept_faults']:.0f}; CPU ms {a['default_cpu_ms']:.1f} ->"
+                f" {a['kept_cpu_ms']:.1f} ({a['default_cpu_ms'] / a['kept_cpu_ms']:.2f}x)"
+            )
+    keep_freed_memory()  # as the runner does, for every variant below
 
     print("\n== One PPO minibatch update, paper Top-K MoE (E=10, k=2, 3x256), dense 3x256 critic")
     print(
         "   medians, ms wall / ms CPU; speed-up = reference / topk_moe; SPHERE = sphere / topk_moe"
     )
-    one_thread: dict[tuple[str, bool], dict] = {}
     for busy in () if args.skip_updates else (False, True) if args.busy else (False,):
         with busy_core(busy):
             for preset in presets:
                 obs_dim, act_dim, batch = SHAPES[preset]
                 for threads in [int(t) for t in args.threads.split(",")]:
-                    t = time_updates(
-                        obs_dim, act_dim, batch, threads, args.repeats, args.fused_adam, args.device
-                    )
+                    t = time_updates(obs_dim, act_dim, batch, threads, args.repeats, args.device)
                     ref, topk, sph = t["reference"], t["topk_moe"], t["sphere"]
-                    if threads == 1:
-                        one_thread[(preset, busy)] = topk
-                    vs_one = one_thread.get((preset, busy), topk)["wall_ms"] / topk["wall_ms"]
+                    one = t.get("topk_moe_1thread", topk)["wall_ms"]
                     print(
                         f"{preset} batch {batch}, {threads} thread(s){', busy core' if busy else ''}:"
                         + "".join(
@@ -255,7 +314,13 @@ def main() -> None:
                         f" SPHERE {sph['wall_ms'] / topk['wall_ms']:.2f}x"
                         f" (CPU {sph['cpu_ms'] / topk['cpu_ms']:.2f}x, reference"
                         f" {t['reference_sphere']['wall_ms'] / ref['wall_ms']:.2f}x),"
-                        f" topk_moe vs 1 thread {vs_one:.2f}x"
+                        f" topk_moe vs 1 thread {one / topk['wall_ms']:.2f}x"
+                        + (
+                            f" (every minibatch at {threads} threads:"
+                            f" {one / t['topk_moe_forced']['wall_ms']:.2f}x)"
+                            if threads > 1
+                            else ""
+                        )
                     )
     torch.set_num_threads(1)
     if args.skip_training:
@@ -265,8 +330,8 @@ def main() -> None:
     for preset in presets:
         for method in args.methods.split(","):
             runs = {
-                name: training_throughput(
-                    preset, method, args.full, name == "reference", args.fused_adam, args.device
+                name: training_throughput_fresh(
+                    preset, method, args.full, name == "reference", args.device
                 )
                 for name in ("reference", "current")
             }

@@ -49,9 +49,9 @@ class PPOConfig:
     update_epochs: int = 10
     minibatch_size: int = 256
     norm_adv: bool = True
-    # Adam's kernels: "foreach" gives bit-identical numbers to the per-parameter loop; "fused" is
-    # ~4x faster per step on CPU but rounds differently (~1 ulp), so runs are not comparable bitwise.
-    adam_kernel: str = "foreach"
+    # Adam's kernels: "fused" (in place, no temporaries) is the fastest; "foreach" gives numbers
+    # bit-identical to PyTorch's per-parameter loop (fused differs from it by float32 rounding).
+    adam_kernel: str = "fused"
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,8 @@ class ExperimentConfig(PPOConfig):
     checkpoint_interval: int = 100_000
     device: str = "cpu"
     # Intra-op threads for torch; 0 keeps torch's default. One thread is fastest for PPO-sized
-    # networks on CPU (more threads spin-wait against the simulators: 5x slower measured here).
+    # networks on CPU; with more, each minibatch update runs at whichever of 1 and this many
+    # threads measures faster (sphere_rl.runtime.LearnerThreads), rollouts and diagnostics at this.
     torch_threads: int = 1
     # Plasticity interventions (sphere_rl.interventions, docs/methods.md). Defaults come from each
     # method's paper or its authors' code; "updates" count PPO minibatch optimiser steps.

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+
 from sphere_rl.algo.hooks import ActorRegularizer, TrainingCallback
 from sphere_rl.algo.normalization import RunningMeanStd
 from sphere_rl.algo.ppo import PPOAgent
@@ -34,6 +36,7 @@ from sphere_rl.nn import (
 )
 from sphere_rl.nn.init import initialize_
 from sphere_rl.regularizers.hooks import SphereRegularizer
+from sphere_rl.runtime import LearnerThreads
 
 
 @dataclass(frozen=True)
@@ -255,6 +258,8 @@ def build_agent(cfg: ExperimentConfig, obs_dim: int, act_dim: int) -> PPOAgent:
         callbacks=[p for p in plugins if isinstance(p, TrainingCallback)],
         device=cfg.device,
     )
+    if cfg.device == "cpu":
+        agent.learner_threads = LearnerThreads(cfg.torch_threads or torch.get_num_threads())
     for plugin in plugins:  # bind to the built agent (unit views, initial parameters, ...)
         if hasattr(plugin, "attach"):
             plugin.attach(agent)

@@ -54,6 +54,7 @@ from sphere_rl.envs import make_vector_env, resolve_tasks, task_spec
 from sphere_rl.envs.registry import task_options
 from sphere_rl.envs.vector import SNAPSHOT_FAMILIES, VectorTaskEnv, resolve_backend
 from sphere_rl.methods import build_agent, resolve_method
+from sphere_rl.runtime import keep_freed_memory
 
 # Stream identifiers for derive_seed: each random stream of a run has its own key.
 AGENT_STREAM, ENV_STREAM, EVAL_STREAM, PROBE_STREAM = 1, 2, 3, 4
@@ -181,6 +182,7 @@ class ContinualRunner:
             return self.status
         if self.cfg.torch_threads > 0:
             torch.set_num_threads(self.cfg.torch_threads)
+        keep_freed_memory()
         total = len(self.tasks) * self.cfg.iterations_per_task * self.cfg.steps_per_iteration
         self.tensorboard = TensorBoardLog(
             self.run_dir / "tb", self.state.global_step + 1, self.cfg.to_dict(), self.eval_records

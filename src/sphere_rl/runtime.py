@@ -1,0 +1,118 @@
+"""Process-level CPU settings for training: how freed memory is kept and how many threads the
+learner's minibatch updates use.
+
+Both are speed settings only: they never change what is computed, except that a different intra-op
+thread count may round a reduction differently (runs with ``torch_threads > 1`` are therefore not
+bit-reproducible; the default, one thread, is).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+
+import torch
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+# The largest mmap threshold glibc accepts on 64-bit systems (4 MiB · sizeof(long)).
+_MMAP_THRESHOLD = 32 << 20
+_TRIM_THRESHOLD = 512 << 20
+
+_memory_kept = False
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc reuse freed blocks instead of returning them to the kernel; ``True`` if applied.
+
+    A minibatch update allocates and frees the same few-MB tensors (expert weight gradients, Adam
+    temporaries) hundreds of times per second. With glibc's defaults, blocks that size are
+    mmap-ed and unmapped each time, so every update takes ~1,300 page faults, each zero-filling a
+    fresh page (``benchmarks/training_throughput.py`` prints the count). Raising the mmap and trim
+    thresholds keeps those blocks in the heap: the faults drop to ~0, at the price of a resident
+    size that stays at its peak. A no-op (``False``) where the C library is not glibc.
+    """
+    global _memory_kept
+    if _memory_kept:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and others have no mallopt
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    applied = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) == 1
+    applied = mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1 and applied
+    _memory_kept = applied
+    return applied
+
+
+class LearnerThreads:
+    """Runs each minibatch update at whichever of 1 and ``max_threads`` intra-op threads is faster.
+
+    PyTorch parallelises each operator across its threads; the learner's operators are small
+    (a 64-state minibatch, ~13 states per expert), so waking and joining worker threads can cost
+    more than it saves, and on a busy machine the extra thread waits for a core: measured, two
+    threads ran the paper's update at 0.5–0.6× the speed of one (``docs/benchmarks.md``). Rather
+    than guess, the first ``2 · (trials + 1)`` minibatches alternate between the two counts (the
+    first of each is a warm-up and is dropped), the faster median wall time wins, and the choice
+    is measured again every ``recheck_every`` minibatches, since a machine's load changes.
+    Everything outside a minibatch update (rollouts, diagnostics) keeps ``max_threads``.
+
+    Args:
+        max_threads: the run's ``torch_threads``; at 1 this class never touches the thread count.
+        trials: timed minibatches per candidate in each measurement.
+        recheck_every: minibatches between measurements.
+    """
+
+    def __init__(self, max_threads: int, trials: int = 5, recheck_every: int = 2000) -> None:
+        if max_threads < 1:
+            raise ValueError(f"max_threads must be at least 1, got {max_threads}")
+        self.candidates = (1, max_threads) if max_threads > 1 else (1,)
+        self.trials = trials
+        self.recheck_every = recheck_every
+        self.chosen: int | None = None if len(self.candidates) > 1 else 1
+        self._times: dict[int, list[float]] = {n: [] for n in self.candidates}
+        self._since_choice = 0
+
+    def _next_count(self) -> int:
+        if self.chosen is not None:
+            return self.chosen
+        return min(self.candidates, key=lambda n: len(self._times[n]))
+
+    def _record(self, threads: int, seconds: float) -> None:
+        if self.chosen is not None:
+            self._since_choice += 1
+            if self._since_choice >= self.recheck_every:
+                self.chosen, self._since_choice = None, 0
+                self._times = {n: [] for n in self.candidates}
+            return
+        self._times[threads].append(seconds)
+        if all(len(t) > self.trials for t in self._times.values()):
+            medians = {n: statistics.median(t[1:]) for n, t in self._times.items()}
+            self.chosen = min(medians, key=medians.__getitem__)
+
+    @contextlib.contextmanager
+    def minibatch(self) -> Iterator[int]:
+        """Run the body (one minibatch update) at the chosen thread count; yields that count."""
+        if len(self.candidates) == 1:
+            yield 1
+            return
+        threads = self._next_count()
+        outside = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        start = time.perf_counter()
+        try:
+            yield threads
+        finally:
+            elapsed = time.perf_counter() - start
+            torch.set_num_threads(outside)
+        self._record(threads, elapsed)

@@ -1,0 +1,134 @@
+"""Process-level CPU settings: freed memory kept for reuse, the learner's thread count by measurement."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from sphere_rl import runtime
+from sphere_rl.algo.buffer import RolloutBuffer
+from sphere_rl.config import build_config
+from sphere_rl.methods import build_agent
+from sphere_rl.runtime import LearnerThreads
+
+# 50 rounds of allocating four 4 MiB tensors (the size of the stacked expert weights' gradients
+# and Adam temporaries) and freeing them; prints the page faults that took.
+_FAULTS = textwrap.dedent(
+    """
+    import resource, sys, torch
+    from sphere_rl.runtime import keep_freed_memory
+    if sys.argv[1] == "keep":
+        assert keep_freed_memory()
+    def one_round():
+        return sum(float(t.sum()) for t in [torch.ones(1 << 20) for _ in range(4)])
+    one_round()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(50):
+        one_round()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    """
+)
+
+
+def _faults(mode: str) -> int:
+    out = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout.split()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_keep_freed_memory_removes_the_page_faults_of_repeated_allocations():
+    default, kept = _faults("default"), _faults("keep")
+    # By default freed blocks go back to the kernel, so each new tensor faults in its 1,024 pages
+    # again; kept blocks are reused.
+    assert default > 50 * 4 * 500
+    assert kept < default / 20
+
+
+class _Clock:
+    """A perf_counter whose minibatches take a chosen time per thread count."""
+
+    def __init__(self, cost: dict[int, float]):
+        self.cost, self.now = cost, 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def _run(threads: LearnerThreads, clock: _Clock, minibatches: int) -> list[int]:
+    used = []
+    for _ in range(minibatches):
+        with threads.minibatch() as n:
+            assert torch.get_num_threads() == n
+            clock.now += clock.cost[n]
+        used.append(n)
+    return used
+
+
+@pytest.mark.parametrize(("cost", "winner"), [({1: 1.0, 2: 1.6}, 1), ({1: 1.0, 2: 0.6}, 2)])
+def test_learner_threads_keeps_the_faster_count(monkeypatch, cost, winner):
+    clock = _Clock(cost)
+    monkeypatch.setattr(runtime.time, "perf_counter", clock.perf_counter)
+    outside = torch.get_num_threads()
+    threads = LearnerThreads(2, trials=3, recheck_every=100)
+    used = _run(threads, clock, 20)
+    # Alternates until each count has a warm-up and three timed minibatches, then keeps the winner.
+    assert sorted(used[:8]) == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert used[8:] == [winner] * 12
+    assert threads.chosen == winner
+    assert torch.get_num_threads() == outside
+
+
+def test_learner_threads_measures_again_when_the_load_changes(monkeypatch):
+    clock = _Clock({1: 1.0, 2: 0.5})
+    monkeypatch.setattr(runtime.time, "perf_counter", clock.perf_counter)
+    threads = LearnerThreads(2, trials=2, recheck_every=10)
+    _run(threads, clock, 6 + 10)
+    assert threads.chosen is None  # the re-check has started
+    clock.cost = {1: 1.0, 2: 3.0}  # a neighbour now takes the second core
+    _run(threads, clock, 6)
+    assert threads.chosen == 1
+
+
+def test_learner_threads_ignores_the_warm_up_minibatch(monkeypatch):
+    clock = _Clock({1: 1.0, 2: 0.5})
+    monkeypatch.setattr(runtime.time, "perf_counter", clock.perf_counter)
+    threads = LearnerThreads(2, trials=1)
+    clock.cost = {1: 1.0, 2: 50.0}  # the first 2-thread minibatch starts the thread pool
+    _run(threads, clock, 2)
+    clock.cost = {1: 1.0, 2: 0.5}
+    _run(threads, clock, 2)
+    assert threads.chosen == 2
+
+
+def test_one_thread_never_touches_torch(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    with LearnerThreads(1).minibatch() as n:
+        assert n == 1
+    assert calls == []
+    with pytest.raises(ValueError, match="max_threads must be at least 1, got 0"):
+        LearnerThreads(0)
+
+
+def test_every_minibatch_update_runs_inside_the_thread_choice():
+    cfg = build_config({"method": "topk_moe", "hidden": [16], "n_experts": 4, "num_envs": 2,
+                        "num_steps": 32, "minibatch_size": 16, "update_epochs": 3,
+                        "torch_threads": 2})  # fmt: skip
+    agent = build_agent(cfg, 5, 2)
+    assert agent.learner_threads.candidates == (1, 2)
+    buffer = RolloutBuffer.empty(32, 2, 5, 2, "cpu")
+    buffer.obs.normal_()
+    entered = []
+    original = agent.learner_threads.minibatch
+
+    def counting():
+        entered.append(1)
+        return original()
+
+    agent.learner_threads.minibatch = counting
+    agent.update(buffer, torch.randn(32, 2), torch.randn(32, 2))
+    assert len(entered) == 3 * (64 // 16)
+    assert build_agent(build_config({"method": "ppo"}), 5, 2).learner_threads.candidates == (1,)
