@@ -14,11 +14,8 @@ from sphere_rl.plugins import PluginError, load_plugin, plugin_locations
 
 
 @pytest.fixture(autouse=True)
-def clean_registries(monkeypatch):
+def clean_registries(isolated_registries):
     """Every test registers into copies, so nothing leaks into other tests."""
-    for name in ("METHODS", "REGULARIZERS", "CALLBACKS", "PLUGIN_INFO"):
-        monkeypatch.setattr(methods, name, dict(getattr(methods, name)))
-    monkeypatch.setattr(sys, "path", list(sys.path))
     yield
     for name in [n for n in sys.modules if n.startswith("ux_plugin_")]:
         del sys.modules[name]

@@ -69,7 +69,7 @@ def test_summary_keeps_run_names_on_one_line(tmp_path, monkeypatch):
     assert "results: 2 finished" in stream.getvalue()
 
 
-def test_sweep_validates_methods_and_loads_plugins(tmp_path, config_file):
+def test_sweep_validates_methods_and_loads_plugins(tmp_path, config_file, isolated_registries):
     cfg = str(config_file(ONE_TASK))
     bad = CliRunner().invoke(app, ["sweep", "--methods", "ppo,nope", "--config", cfg, "--out",
                                    str(tmp_path / "runs"), "--dry-run"])  # fmt: skip
