@@ -6,7 +6,8 @@
 # The sequence is not the mechanism study's, and nothing here was tuned on it:
 # - tasks: the three of twelve MetaWorld tasks that single-task Top-K MoE learned fastest in a
 #   one-seed pilot (docs/results.md, "Choosing the sequence"), in alphabetical order;
-# - SPHERE's mode and ρ: those the mechanism study found to keep r_e(K) highest on its own sequence.
+# - SPHERE's mode and ρ (grad, 0.01): those the mechanism study found to keep r_e(K) highest on
+#   its own sequence.
 # The settings are the mechanism study's (studies/mechanism.json): the cw10 preset, rollouts of
 # 8 envs × 1,024 steps, diagnostics every 8,192 steps on each task's probe and a run-wide one.
 #
@@ -20,7 +21,7 @@ SEEDS=${SEEDS:-0-4}
 STEPS=${STEPS:-32768}
 TASKS=${TASKS:-door-close-v3,drawer-close-v3,handle-press-v3}
 SPHERE_MODE=${SPHERE_MODE:-grad}
-RHO=${RHO:-0.1}
+RHO=${RHO:-0.01}
 CONFIG=${CONFIG:-studies/mechanism.json}
 where=(--num-cpus "${CPUS:-2}")
 [[ -n "${ADDRESS:-}" ]] && where=(--address "$ADDRESS")

@@ -181,11 +181,11 @@ def plot_spectrum(
                         fontsize=6, rotation=20, va="bottom")  # fmt: skip
         ax.set_xlabel("env steps")
         ax.set_ylabel("effective rank")
-        ax.set_title(titles[key] + (" (run-wide probe)" if prefix else ""), fontsize=9, pad=22)
+        ax.set_title(titles[key] + (" (run-wide probe)" if prefix else ""), fontsize=9, pad=30)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7)
-    fig.subplots_adjust(bottom=0.25)
+    if handles:  # right of the axes: save_figure's tight bounding box takes it in, nothing overlaps
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7,
+                   title="variant (seeds)", title_fontsize=7)  # fmt: skip
     return save_figure(fig, path, formats)
 
 
