@@ -56,6 +56,23 @@ def test_grid_progress_counts_runs_from_their_metrics(tmp_path):
     assert grid.line().startswith("grid 2/4 done (1 failed) | 1 running | 1 queued | 126 steps/s")
 
 
+def test_log_display_ends_with_the_grid_totals(tmp_path, monkeypatch):
+    """In a log (not a terminal) the grid line is printed at most every interval, and once more
+    at the end, so a sweep whose runs all finish between two ticks still reports its totals."""
+    stream = io.StringIO()
+    monkeypatch.setattr(sweep_cli, "console", Console(file=stream, width=200))
+    monkeypatch.setenv("SPHERE_PROGRESS_INTERVAL", "3600")
+    plans = _plans(tmp_path, 2)
+    grid = GridProgress(plans, started=time.time())
+    with sweep_cli._GridDisplay(grid) as display:
+        display.tick()
+        for plan in plans:
+            grid.mark_done(plan.name, ok=True)
+            display.refresh()
+    lines = [line for line in stream.getvalue().splitlines() if line.startswith("grid ")]
+    assert len(lines) == 1 and lines[0].startswith("grid 2/2 done | 0 running | 0 queued"), lines
+
+
 def test_summary_keeps_run_names_on_one_line(tmp_path, monkeypatch):
     stream = io.StringIO()
     monkeypatch.setattr(sweep_cli, "console", Console(file=stream, width=64))

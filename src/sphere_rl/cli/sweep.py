@@ -216,17 +216,21 @@ class _GridDisplay:
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
             self._live.__exit__(*exc)
+        elif self.grid.plans and exc[0] is None:
+            self._print_line()  # a log ends with the grid's totals, however fast the runs were
 
     def refresh(self) -> None:
         if self._live is not None:
             self._text.plain = self.grid.line()
+        elif time.monotonic() - self._last >= self.interval:
+            self._print_line()
 
     def tick(self) -> None:
-        if self._live is not None:
-            self.refresh()
-        elif time.monotonic() - self._last >= self.interval:
-            self._last = time.monotonic()
-            console.print(self.grid.line(), highlight=False, soft_wrap=True)
+        self.refresh()
+
+    def _print_line(self) -> None:
+        self._last = time.monotonic()
+        console.print(self.grid.line(), highlight=False, soft_wrap=True)
 
 
 def _print_plan(plans) -> None:
