@@ -100,11 +100,12 @@ def _update_agent(
     device: str,
     threads: int = 1,
     choose_threads: bool = True,
+    **overrides,
 ):
     """An agent and a one-minibatch rollout: ``agent.update`` then runs exactly one update."""
     cfg = build_config({"method": "sphere" if sphere else "topk_moe", "minibatch_size": batch,
                         "num_envs": 1, "num_steps": batch, "update_epochs": 1,
-                        "device": device, "torch_threads": threads})  # fmt: skip
+                        "device": device, "torch_threads": threads, **overrides})  # fmt: skip
     torch.manual_seed(0)
     with reference_learner() if reference else contextlib.nullcontext():
         agent = methods.build_agent(cfg, obs_dim, act_dim)
@@ -118,6 +119,22 @@ def _update_agent(
     buf.log_probs[:, 0], buf.values[:, 0] = log_probs, values
     adv, returns = torch.randn(batch, 1, device=device), torch.randn(batch, 1, device=device)
     return agent, lambda: agent.update(buf, adv, returns)
+
+
+def _dense_k_experts(shape: tuple[int, int, int], device: str, threads: int):
+    """The current learner with ``E = k`` experts, every one on every state (see time_updates)."""
+    agent, update = _update_agent(*shape, False, False, device, threads,
+                                  n_experts=build_config({}).top_k)  # fmt: skip
+    agent.actor.dispatch = "dense"
+    return update
+
+
+def _actor_adam_step(shape: tuple[int, int, int], device: str, **overrides):
+    """One step of the current learner's actor Adam, on random gradients."""
+    agent, _ = _update_agent(*shape, False, False, device, **overrides)
+    for param in agent.actor.parameters():
+        param.grad = torch.randn_like(param)
+    return agent.actor_optimizer.step
 
 
 def _at_one_thread(update, threads: int):
@@ -141,6 +158,15 @@ def time_updates(
 ) -> dict[str, dict[str, float]]:
     """Median wall and CPU milliseconds of one minibatch update per variant, at ``threads``.
 
+    ``dense_k_experts`` is the current learner with only ``top_k`` experts (``E = k``), run
+    densely: every expert on every state is then exactly the expert FLOPs top-k dispatch must do,
+    in full-batch matmuls, without routing bookkeeping, and Adam steps over ``k`` experts' weights
+    instead of ``E``'s. Exact top-k training must still step Adam over all ``E`` experts (a
+    zero gradient still moves a weight through its moments), so the two actor Adam steps are timed
+    too (``adam_all_experts``, ``adam_k_experts``) and ``reference / (dense_k_experts +
+    adam_all_experts - adam_k_experts)`` bounds from above the speed-up any dispatch of this model
+    with these optimisers can reach.
+
     At more than one thread, two more variants of the current learner run in the same rounds:
     ``topk_moe_forced`` with every minibatch at ``threads`` and ``topk_moe_1thread`` with the whole
     update at one thread (the two :class:`~sphere_rl.runtime.LearnerThreads` chooses between).
@@ -152,6 +178,9 @@ def time_updates(
         "topk_moe": _update_agent(*shape, False, False, device, threads)[1],
         "sphere": _update_agent(*shape, False, True, device, threads)[1],
         "reference_sphere": _update_agent(*shape, True, True, device, threads)[1],
+        "dense_k_experts": _dense_k_experts(shape, device, threads),
+        "adam_all_experts": _actor_adam_step(shape, device),
+        "adam_k_experts": _actor_adam_step(shape, device, n_experts=build_config({}).top_k),
     }
     if threads > 1:
         variants["topk_moe_forced"] = _update_agent(*shape, False, False, device, threads, False)[1]
@@ -173,6 +202,12 @@ def time_updates(
         name: {"wall_ms": 1e3 * float(np.median(w)), "cpu_ms": 1e3 * float(np.median(c))}
         for name, (w, c) in samples.items()
     }
+
+
+def _ideal_cpu_ms(t: dict[str, dict[str, float]]) -> float:
+    """CPU ms of a top-k update with no dispatch cost at all (see :func:`time_updates`)."""
+    adam = t["adam_all_experts"]["cpu_ms"] - t["adam_k_experts"]["cpu_ms"]
+    return t["dense_k_experts"]["cpu_ms"] + adam
 
 
 def _spin(stop) -> None:  # a competing process: keeps one core busy
@@ -274,8 +309,14 @@ def main() -> None:
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--skip-updates", action="store_true")
     parser.add_argument("--methods", default="topk_moe,sphere", help="for the training runs")
+    parser.add_argument("--batches", help="minibatch sizes for the update timings (default:"
+                        " each preset's own), e.g. 64,256")  # fmt: skip
     args = parser.parse_args()
     presets = args.presets.split(",")
+
+    def batches(preset: str) -> list[int]:
+        return [int(b) for b in args.batches.split(",")] if args.batches else [SHAPES[preset][2]]
+
     print(
         f"torch {torch.__version__}, device {args.device}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')},"
         f" cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}"
@@ -298,8 +339,8 @@ def main() -> None:
     )
     for busy in () if args.skip_updates else (False, True) if args.busy else (False,):
         with busy_core(busy):
-            for preset in presets:
-                obs_dim, act_dim, batch = SHAPES[preset]
+            for preset, batch in [(p, b) for p in presets for b in batches(p)]:
+                obs_dim, act_dim, _ = SHAPES[preset]
                 for threads in [int(t) for t in args.threads.split(",")]:
                     t = time_updates(obs_dim, act_dim, batch, threads, args.repeats, args.device)
                     ref, topk, sph = t["reference"], t["topk_moe"], t["sphere"]
@@ -310,7 +351,8 @@ def main() -> None:
                             f" {k} {v['wall_ms']:.1f}/{v['cpu_ms']:.1f}" for k, v in t.items()
                         )
                         + f" | speed-up {ref['wall_ms'] / topk['wall_ms']:.2f}x"
-                        f" (CPU {ref['cpu_ms'] / topk['cpu_ms']:.2f}x),"
+                        f" (CPU {ref['cpu_ms'] / topk['cpu_ms']:.2f}x;"
+                        f" bound {ref['cpu_ms'] / _ideal_cpu_ms(t):.2f}x),"
                         f" SPHERE {sph['wall_ms'] / topk['wall_ms']:.2f}x"
                         f" (CPU {sph['cpu_ms'] / topk['cpu_ms']:.2f}x, reference"
                         f" {t['reference_sphere']['wall_ms'] / ref['wall_ms']:.2f}x),"

@@ -13,18 +13,13 @@
 #
 # Resumable: re-running the same command skips finished runs and resumes interrupted ones.
 #   SEEDS=0-4 STEPS=32768 CPUS=2 studies/direction.sh      # what docs/results.md ran
-set -euo pipefail
-cd "$(dirname "$0")/.."
-SPHERE=${SPHERE:-.venv/bin/sphere}
+source "$(dirname "$0")/common.sh"
 OUT=${OUT:-runs/direction}
 SEEDS=${SEEDS:-0-4}
 STEPS=${STEPS:-32768}
 TASKS=${TASKS:-door-close-v3,drawer-close-v3,handle-press-v3}
 SPHERE_MODE=${SPHERE_MODE:-grad}
 RHO=${RHO:-0.01}
-CONFIG=${CONFIG:-studies/mechanism.json}
-where=(--num-cpus "${CPUS:-2}")
-[[ -n "${ADDRESS:-}" ]] && where=(--address "$ADDRESS")
 
 common=(--tasks "$TASKS" --steps-per-task "$STEPS" --seeds "$SEEDS" --protocols crl,rl
         --config "$CONFIG" "${where[@]}")

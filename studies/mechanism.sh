@@ -8,9 +8,7 @@
 # Sizes are environment variables so the same script serves a workstation and a cluster:
 #   SEEDS=0-2 STEPS=32768 CPUS=2 studies/mechanism.sh        # what docs/results.md ran
 #   ADDRESS=HEAD:6379 SEEDS=0-4 STEPS=1000000 studies/mechanism.sh     # a Ray cluster
-set -euo pipefail
-cd "$(dirname "$0")/.."
-SPHERE=${SPHERE:-.venv/bin/sphere}
+source "$(dirname "$0")/common.sh"
 OUT=${OUT:-runs/mechanism}
 SEEDS=${SEEDS:-0-2}
 STEPS=${STEPS:-32768}
@@ -18,9 +16,6 @@ STEPS=${STEPS:-32768}
 # steps, docs/benchmarks.md "demo settings"); push-wall is a third task with a parity-checked envpool
 # port (all three run on the fast backend). The direction study must report on another sequence.
 TASKS=${TASKS:-faucet-close-v3,handle-press-side-v3,push-wall-v3}
-CONFIG=${CONFIG:-studies/mechanism.json}
-where=(--num-cpus "${CPUS:-2}")
-[[ -n "${ADDRESS:-}" ]] && where=(--address "$ADDRESS")
 
 common=(--tasks "$TASKS" --steps-per-task "$STEPS" --seeds "$SEEDS" --protocols crl
         --config "$CONFIG" "${where[@]}")

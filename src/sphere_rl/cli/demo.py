@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sphere_rl.analysis.mechanism import FIXED, PROXY, RANK, variant_label
 from sphere_rl.config import build_config
 from sphere_rl.continual.rundir import read_json, read_jsonl
 
@@ -145,7 +146,7 @@ def _live_info(run_dir: Path) -> dict:
     if not train:
         return {"completed": 0, "info": "starting"}
     last = train[-1]
-    ranks = [r["entk/effective_rank"] for r in records if "entk/effective_rank" in r]
+    ranks = [r[RANK] for r in records if RANK in r]
     rank = f"r_e(K) {ranks[-1]:.1f}" if ranks else ""
     status = (
         read_json(run_dir / "status.json")["state"] if (run_dir / "status.json").exists() else ""
@@ -157,10 +158,8 @@ def _live_info(run_dir: Path) -> dict:
 def _print_mechanism(runs) -> None:
     """The run-wide probe's r_e(K) from first diagnostic to the end, per method, and what one
     seed can say."""
-    from sphere_rl.analysis.mechanism import variant_label
-
     for run in runs:
-        _, ranks = run.diag_series("fixed/entk/effective_rank")
+        _, ranks = run.diag_series(FIXED + RANK)
         if len(ranks):
             console.print(
                 f"r_e(K) on the run-wide probe, {variant_label(run.config)}: {ranks[0]:.1f} at"
@@ -168,8 +167,8 @@ def _print_mechanism(runs) -> None:
             )
     console.print(
         "One seed at this budget shows what the library measures, not which method is better:"
-        " that takes several seeds and confidence intervals (docs/results.md, which also says"
-        " why this demo uses SPHERE's strength that it does)."
+        " that takes several seeds and confidence intervals (docs/results.md, which also explains"
+        " the choice of SPHERE's strength here)."
     )
 
 
@@ -184,9 +183,9 @@ def _print_table(runs) -> None:
     table.add_column("r_e(K) run-wide probe", justify="right")
     for run in runs:
         matrix = run.task_end_matrix()
-        ranks = run.diag_at_task_ends("entk/effective_rank")
-        proxies = run.diag_at_task_ends("proxy/effective_rank")
-        fixed = run.diag_at_task_ends("fixed/entk/effective_rank")
+        ranks = run.diag_at_task_ends(RANK)
+        proxies = run.diag_at_task_ends(PROXY)
+        fixed = run.diag_at_task_ends(FIXED + RANK)
         for i, task in enumerate(run.tasks):
             if np.isnan(matrix[i]).all():
                 continue
