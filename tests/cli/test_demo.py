@@ -1,10 +1,36 @@
-"""``sphere demo`` end to end on a tiny budget: both methods train, the table, the run-wide r_e(K)
-summary and the figures come out."""
+"""``sphere demo``: it is the mechanism study's seed 0 (settings kept equal to ``studies/``), and end
+to end on a tiny budget both methods train and the table, the run-wide r_e(K) summary and the
+figures come out."""
 
+import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from sphere_rl.cli.demo import DEMO_CONFIG, DEMO_TASKS
+
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
+
+
+def _script_default(script: str, variable: str) -> str:
+    match = re.search(
+        rf"^{variable}=\$\{{{variable}:-(.+)\}}$", (STUDIES / script).read_text(), re.M
+    )
+    assert match, f"{variable} default not found in studies/{script}"
+    return match.group(1)
+
+
+def test_demo_is_the_mechanism_studys_setting():
+    study = json.loads((STUDIES / "mechanism.json").read_text())
+    assert {key: DEMO_CONFIG.get(key) for key in study} == study
+    assert DEMO_TASKS == _script_default("mechanism.sh", "TASKS")
+    assert DEMO_CONFIG["steps_per_task"] == int(_script_default("mechanism.sh", "STEPS"))
+    # the strength the mechanism study chose, as the direction study uses it
+    assert DEMO_CONFIG["sphere_mode"] == _script_default("direction.sh", "SPHERE_MODE")
+    assert DEMO_CONFIG["rho"] == float(_script_default("direction.sh", "RHO"))
 
 
 @pytest.mark.slow
@@ -12,7 +38,7 @@ def test_demo_prints_the_mechanism_and_writes_its_figures(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run(
         [sys.executable, "-m", "sphere_rl.cli.app", "demo", "--out", str(out),
-         "--tasks", "faucet-close-v3,handle-press-side-v3", "--steps-per-task", "2000"],
+         "--tasks", "faucet-close-v3,handle-press-side-v3", "--steps-per-task", "8192"],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
