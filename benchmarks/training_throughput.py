@@ -56,6 +56,7 @@ QUICK = {
 }
 # (obs_dim, act_dim, minibatch) of the presets' first tasks.
 SHAPES = {"hb5": (51, 19, 64), "cw10": (39, 4, 256)}
+TOP_K = build_config({}).top_k  # experts each state is routed to, in every preset
 
 
 def _reference_optimizers(agent: PPOAgent) -> None:
@@ -124,7 +125,7 @@ def _update_agent(
 def _dense_k_experts(shape: tuple[int, int, int], device: str, threads: int):
     """The current learner with ``E = k`` experts, every one on every state (see time_updates)."""
     agent, update = _update_agent(*shape, False, False, device, threads,
-                                  n_experts=build_config({}).top_k)  # fmt: skip
+                                  n_experts=TOP_K)  # fmt: skip
     agent.actor.dispatch = "dense"
     return update
 
@@ -180,7 +181,7 @@ def time_updates(
         "reference_sphere": _update_agent(*shape, True, True, device, threads)[1],
         "dense_k_experts": _dense_k_experts(shape, device, threads),
         "adam_all_experts": _actor_adam_step(shape, device),
-        "adam_k_experts": _actor_adam_step(shape, device, n_experts=build_config({}).top_k),
+        "adam_k_experts": _actor_adam_step(shape, device, n_experts=TOP_K),
     }
     if threads > 1:
         variants["topk_moe_forced"] = _update_agent(*shape, False, False, device, threads, False)[1]

@@ -13,7 +13,7 @@ OUT=${OUT:-runs/mechanism}
 SEEDS=${SEEDS:-0-2}
 STEPS=${STEPS:-32768}
 # faucet-close and handle-press-side are the two tasks PPO learned fastest in isolation (about 80k
-# steps, docs/benchmarks.md "demo settings"); push-wall is a third task with a parity-checked envpool
+# steps, docs/benchmarks.md "Earlier demo settings"); push-wall is a third task with a parity-checked envpool
 # port (all three run on the fast backend). The direction study must report on another sequence.
 TASKS=${TASKS:-faucet-close-v3,handle-press-side-v3,push-wall-v3}
 

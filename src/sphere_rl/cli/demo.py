@@ -41,7 +41,7 @@ DEMO_CONFIG = {
     "benchmark": None,
     "protocol": "crl",
     "env_backend": "auto",  # all three tasks have a parity-checked envpool port
-    "steps_per_task": 32_768,  # 1/30 of the paper's budget: two runs fit ~10 minutes on 2 cores
+    "steps_per_task": 32_768,  # 1/30 of the paper's budget: both runs take ~5 minutes on 2 cores
     "num_steps": 1024,
     "eval_interval": 1_000_000,  # success is evaluated at each task end
     "eval_episodes": 5,
