@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
+import json
 import math
 import re
 import types
@@ -382,6 +384,20 @@ def _name_problems(cfg: dict[str, Any]) -> list[str]:
     return problems
 
 
+# Keys that say where a run executes, not what it computes: a resume may change them (e.g. continue
+# a GPU run on CPU), and they take no part in a run's identity (config_hash).
+RUNTIME_KEYS = ("device", "torch_threads")
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A run's identity: 12 hex digits of SHA-256 over its ``to_dict()`` configuration, without
+    :data:`RUNTIME_KEYS`. Stable across processes and key order; any other changed value
+    changes it."""
+    identity = {k: v for k, v in config.items() if k not in RUNTIME_KEYS}
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Keys whose values differ between two ``to_dict()`` configurations."""
     keys = sorted(set(old) | set(new))
@@ -390,9 +406,11 @@ def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 __all__ = [
     "PRESETS",
+    "RUNTIME_KEYS",
     "ConfigError",
     "ExperimentConfig",
     "PPOConfig",
     "build_config",
     "config_diff",
+    "config_hash",
 ]

@@ -29,7 +29,13 @@ import torch
 import sphere_rl
 from sphere_rl.algo.buffer import RolloutBuffer, compute_gae
 from sphere_rl.algo.ppo import NonFiniteLossError, PPOAgent
-from sphere_rl.config import ConfigError, ExperimentConfig, build_config, config_diff
+from sphere_rl.config import (
+    RUNTIME_KEYS,
+    ConfigError,
+    ExperimentConfig,
+    build_config,
+    config_diff,
+)
 from sphere_rl.continual.checkpoint import (
     capture_rng_state,
     load_checkpoint,
@@ -71,11 +77,6 @@ class ResumeError(RuntimeError):
 
 class RunDamagedError(ResumeError):
     """A run directory's files contradict each other; resuming would lose or duplicate work."""
-
-
-# Keys that say where a run executes, not what it computes: a resume may change them (e.g. continue
-# a GPU run on CPU), and the stored configuration is updated.
-RUNTIME_KEYS = ("device", "torch_threads")
 
 
 @dataclass
