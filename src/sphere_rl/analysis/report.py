@@ -24,6 +24,7 @@ import numpy as np
 from sphere_rl.analysis import plots
 from sphere_rl.analysis.entk_results import entk_matrix, read_entk_records
 from sphere_rl.analysis.html import render_html
+from sphere_rl.analysis.provenance import ProvenanceSummary, summarize_provenance
 from sphere_rl.analysis.runs import RunLoadError, find_runs
 from sphere_rl.analysis.summary import ExperimentSummary, Summary, summarize
 from sphere_rl.analysis.tables import (
@@ -69,6 +70,7 @@ class Report:
     figures: list[Figure] = field(default_factory=list)
     created: str = ""
     unreadable: list[str] = field(default_factory=list)  # runs left out: "path: problem"
+    provenance: ProvenanceSummary = field(default_factory=ProvenanceSummary)
 
     def table_files(self, table: Table) -> list[Path]:
         """Where ``table`` is written, one file per format."""
@@ -80,16 +82,22 @@ class Report:
 
 
 def build_report(
-    runs_dir: Path, out: Path, reps: int = 10_000, formats: Sequence[str] = plots.FORMATS
+    runs_dir: Path,
+    out: Path,
+    reps: int = 10_000,
+    formats: Sequence[str] = plots.FORMATS,
+    strict: bool = False,
 ) -> Report:
     """Read every run under ``runs_dir`` and write the report into ``out``.
 
     Args:
         formats: figure formats; PNG is always among them (the page embeds it).
+        strict: refuse runs whose provenance differs, is unknown, or is not reproducible
+            (:meth:`ProvenanceSummary.strict_problem`), before anything is written.
 
     Raises:
         FileNotFoundError: when ``runs_dir`` holds no run directory.
-        ValueError: for an unknown figure format.
+        ValueError: for an unknown figure format, or (``strict``) runs that cannot be pooled.
     """
     runs_dir, out = Path(runs_dir), Path(out)
     formats = check_formats(formats)
@@ -98,13 +106,17 @@ def build_report(
     if not runs:
         bad = "".join(f"; unreadable: {err}" for err in unreadable)
         raise FileNotFoundError(f"no run directories (with a config.json) under {runs_dir}{bad}")
+    provenance = summarize_provenance(runs)
+    if strict and (problem := provenance.strict_problem()):
+        raise ValueError(problem)
     summary = summarize(runs, reps=reps)
     all_metrics = [m for e in summary.experiments for m in e.runs] + summary.partial
     tables = [summary_table(summary), per_task_table(summary), runs_table(all_metrics)]
     tables.append(partial_table(summary))
     tables += config_tables(all_metrics)
     report = Report(runs_dir, out, summary, tables, created=time.strftime("%Y-%m-%d %H:%M:%S"),
-                    unreadable=[str(err) for err in unreadable])  # fmt: skip
+                    unreadable=[str(err) for err in unreadable],
+                    provenance=provenance)  # fmt: skip
     report.figures = make_figures(summary.experiments, out / "figures", formats)
     write_tables(report)
     atomic_write_bytes(out / "index.html", render_html(report).encode())

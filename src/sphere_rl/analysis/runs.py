@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ class RunData:
     train: list[dict[str, Any]]
     evals: list[dict[str, Any]]
     diags: list[dict[str, Any]]
+    info: dict[str, Any] = field(default_factory=dict)  # run.json (segments: provenance)
 
     @property
     def name(self) -> str:
@@ -148,6 +149,7 @@ def load_run(path: Path) -> RunData:
             train=[r for r in records if r["kind"] == "train"],
             evals=[r for r in records if r["kind"] == "eval"],
             diags=[r for r in records if r["kind"] == "diag"],
+            info=run,
         )
     except RunFileError as err:
         raise RunLoadError(str(err)) from None

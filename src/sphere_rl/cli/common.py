@@ -51,3 +51,12 @@ def check_out_dir(out: Path, flag: str = "--out") -> None:
         fail(f"{flag} {out} {what}, not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
         fail(f"{flag} {out}: no permission to write in {existing}")
+
+
+def print_provenance(console: Console, summary: Any) -> None:
+    """The provenance summary of the runs a command read, then a warning per difference
+    (``summary``: :class:`sphere_rl.analysis.provenance.ProvenanceSummary`)."""
+    for line in summary.lines():
+        console.print(f"provenance: {escape(line)}", highlight=False, soft_wrap=True)
+    for line in summary.warnings():
+        console.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)

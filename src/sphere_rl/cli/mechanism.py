@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from sphere_rl.cli.common import fail
+from sphere_rl.cli.common import err_console, fail, print_provenance
 
 
 def register(app: typer.Typer) -> None:
@@ -26,9 +26,18 @@ def mechanism(
         "report/mechanism"
     ),
     reps: Annotated[int, typer.Option(help="Bootstrap resamples per interval.")] = 2_000,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse (exit 2) runs that differ in provenance, have unknown provenance, were"
+            " trained from an uncommitted tree or with torch_threads > 1 (as sphere report).",
+        ),
+    ] = False,
 ) -> None:
     """Spectral collapse per variant and the proxy/eNTK correlation (the mechanism study)."""
     from sphere_rl.analysis import mechanism as mech
+    from sphere_rl.analysis.provenance import summarize_provenance
     from sphere_rl.analysis.runs import find_runs
 
     if not runs_dir.is_dir():
@@ -39,6 +48,10 @@ def mechanism(
         typer.echo(f"unreadable run left out: {err}", err=True)
     if not runs:
         fail(f"no run under {runs_dir} has diagnostics yet")
+    provenance = summarize_provenance(runs)
+    if strict and (problem := provenance.strict_problem()):
+        fail(problem)
+    print_provenance(err_console, provenance)  # stdout carries the tables
     out.mkdir(parents=True, exist_ok=True)
     sections, payload = [], {}
     for prefix, name in ((mech.FIXED, "run-wide probe"), ("", "each task's own probe")):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from sphere_rl.cli.common import fail
+from sphere_rl.cli.common import fail, print_provenance
 from sphere_rl.cli.output import make_console, name_table, print_json
 
 console = make_console()
@@ -35,6 +35,15 @@ def report(
             "--json", help="Print the summary table as JSON on stdout (and nothing else there)."
         ),
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse (exit 2) runs that differ in commit, packages, CPU capability or"
+            " learner threads, or were trained from an uncommitted tree, with torch_threads > 1,"
+            " or have unknown provenance.",
+        ),
+    ] = False,
 ) -> None:
     """Summarise runs (any mix of methods, seeds, protocols): Markdown/CSV/LaTeX tables with 95%
     bootstrap CIs, figures (PNG, PDF, SVG), and one self-contained HTML page (OUT/index.html)."""
@@ -42,7 +51,9 @@ def report(
     from sphere_rl.analysis.tables import format_cell
 
     try:
-        result = build_report(runs_dir, out, reps=reps, formats=check_formats(formats.split(",")))
+        result = build_report(
+            runs_dir, out, reps=reps, formats=check_formats(formats.split(",")), strict=strict
+        )
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
     (summary, *_), partial = result.tables, result.summary.partial
@@ -54,6 +65,7 @@ def report(
             "partial": [{"run": m.run.name, "state": m.run.state} for m in partial],
             "notes": list(result.summary.notes),
             "unreadable": list(result.unreadable),
+            "provenance": result.provenance.to_dict(),
         })  # fmt: skip
         return
     # Sequence and method label are names; the numbers may fold.
@@ -68,6 +80,7 @@ def report(
     for problem in result.unreadable:
         console.print(f"[yellow]unreadable run left out:[/yellow] {escape(problem)}",
                       highlight=False, soft_wrap=True)  # fmt: skip
+    print_provenance(console, result.provenance)
     for note in result.summary.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"report: {out / 'index.html'} (tables in {out / 'tables'}, {out / 'report.md'})")

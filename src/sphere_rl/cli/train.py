@@ -120,6 +120,15 @@ def train(
     ] = None,
     out: Annotated[Path, Opt(help="Parent directory of run directories.")] = Path("runs"),
     resume: Annotated[Path | None, Opt(help="Continue the run in this directory.")] = None,
+    allow_config_change: Annotated[
+        bool,
+        Opt(
+            "--allow-config-change",
+            help="With --resume: accept configuration keys changed since the run started (by"
+            " flags or an edited config.json; not seed, method or architecture) and record the"
+            " change in run.json.",
+        ),
+    ] = False,
     dry_run: Annotated[
         bool,
         Opt(
@@ -162,6 +171,8 @@ def train(
         check_sequence(cfg)
     except ConfigError as err:
         fail(str(err))
+    if allow_config_change and resume is None:
+        fail("--allow-config-change needs --resume RUN (a new run has nothing to change)")
     if resume is None:
         check_out_dir(out)
         run_dir = out / run_dir_name(cfg)
@@ -173,7 +184,9 @@ def train(
         return
     try:
         with run_lock(run_dir):
-            runner = ContinualRunner.open(cfg, run_dir, show_progress=not quiet)
+            runner = ContinualRunner.open(
+                cfg, run_dir, show_progress=not quiet, allow_config_change=allow_config_change
+            )
             if runner.status.get("state") == "finished":
                 console.print(f"{runner.run_dir} is already finished; nothing to do.")
                 return

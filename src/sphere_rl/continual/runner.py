@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 import sphere_rl
+from sphere_rl import provenance
 from sphere_rl.algo.buffer import RolloutBuffer, compute_gae
 from sphere_rl.algo.ppo import NonFiniteLossError, PPOAgent
 from sphere_rl.config import (
@@ -35,6 +36,7 @@ from sphere_rl.config import (
     ExperimentConfig,
     build_config,
     config_diff,
+    config_hash,
 )
 from sphere_rl.continual.checkpoint import (
     capture_rng_state,
@@ -118,55 +120,61 @@ class ContinualRunner:
     # ----------------------------------------------------------------------------- creation
     @classmethod
     def open(
-        cls, cfg: ExperimentConfig | None, run_dir: Path, show_progress: bool = True
+        cls,
+        cfg: ExperimentConfig | None,
+        run_dir: Path,
+        show_progress: bool = True,
+        allow_config_change: bool = False,
     ) -> ContinualRunner:
         """Start a new run in ``run_dir``, or resume the one there.
 
         Resuming compares ``cfg`` (if given) with the saved configuration and refuses any change
-        but of :data:`RUNTIME_KEYS`, naming the differing keys. A new run is validated before its
-        directory is created. Callers that may race another process hold
-        :func:`~sphere_rl.continual.rundir.run_lock` (the CLI and the sweep do): a resume also
-        deletes the temporary files of interrupted writes.
+        but of :data:`RUNTIME_KEYS`, naming the differing keys; it also refuses a ``config.json``
+        edited since the run started (its hash differs from run.json's) and a checkpoint that
+        belongs to another run (its identity). ``allow_config_change`` accepts a changed
+        configuration (not another seed, method or architecture) and records it in the new
+        segment of run.json. A new run is validated before its directory is created. Callers
+        that may race another process hold :func:`~sphere_rl.continual.rundir.run_lock` (the
+        CLI and the sweep do): a resume also deletes the temporary files of interrupted writes.
 
         Raises:
-            ResumeError: a changed configuration, or ``cfg=None`` and no run in ``run_dir``.
+            ResumeError: a changed configuration, a foreign checkpoint, or ``cfg=None`` and no
+                run in ``run_dir``.
             RunDamagedError, RunFileError: the run's files are damaged (status becomes ``failed``).
         """
         run_dir = Path(run_dir)
         config_path = run_dir / "config.json"
         if config_path.exists():
             saved = read_json(config_path)
-            if cfg is not None:
-                diff = [k for k in config_diff(saved, cfg.to_dict()) if k not in RUNTIME_KEYS]
-                if diff:
-                    details = ", ".join(
-                        f"{k}: {saved.get(k)!r} → {cfg.to_dict().get(k)!r}" for k in diff
-                    )
-                    raise ResumeError(
-                        f"{run_dir} was started with a different configuration; differing keys:"
-                        f" {details}. Resume without changing them, or use another --out."
-                    )
-                if cfg.to_dict() != saved:  # only runtime keys changed
-                    atomic_write_json(config_path, cfg.to_dict())
-                    saved = cfg.to_dict()
-            runner = cls(build_config(saved), run_dir, show_progress)
+            new = saved if cfg is None else cfg.to_dict()
+            diff = [k for k in config_diff(saved, new) if k not in RUNTIME_KEYS]
+            if diff and not allow_config_change:
+                details = ", ".join(f"{k}: {saved.get(k)!r} → {new.get(k)!r}" for k in diff)
+                raise ResumeError(
+                    f"{run_dir} was started with a different configuration; differing keys:"
+                    f" {details}. Resume without changing them, or use another --out."
+                )
+            run_info = _read_run_info(run_dir)
+            runner = cls(build_config(new), run_dir, show_progress)
             remove_stale_temporaries(run_dir)
             try:
-                runner._restore()
+                change = runner._restore(run_info, saved, allow_config_change)
             except (RunFileError, RunDamagedError) as err:
                 runner._mark_failed(str(err))  # a sweep must not take it for a live run
                 raise
+            if new != saved:  # runtime keys, or an allowed change
+                atomic_write_json(config_path, new)
+            if runner.status.get("state") != "finished":
+                runner._begin_segment(run_info, change)
             return runner
         if cfg is None:
             raise ResumeError(f"{run_dir} is not a run directory (no config.json)")
         runner = cls(cfg, run_dir, show_progress)  # validates before anything is created
         run_dir.mkdir(parents=True, exist_ok=True)
         arch, regs = resolve_method(cfg)
-        atomic_write_json(
-            run_dir / "run.json",
-            {"tasks": runner.tasks, "arch": arch, "regularizers": regs,
-             "version": sphere_rl.__version__},
-        )  # fmt: skip
+        run_info = {"tasks": runner.tasks, "arch": arch, "regularizers": regs,
+                    "version": sphere_rl.__version__}  # fmt: skip
+        runner._begin_segment(run_info, {})  # writes run.json
         atomic_write_json(config_path, cfg.to_dict())
         runner._write_status("running")
         return runner
@@ -178,7 +186,22 @@ class ContinualRunner:
 
     # ----------------------------------------------------------------------------- main loop
     def run(self) -> dict[str, Any]:
-        """Train through the remaining tasks; returns the final status. A finished run is a no-op."""
+        """Train through the remaining tasks; returns the final status. A finished run is a no-op.
+
+        The segment of run.json this session opened gets its end, step and outcome (finished,
+        failed or interrupted) however training ends."""
+        try:
+            status = self._train()
+        except KeyboardInterrupt:
+            self._end_segment("interrupted", propagating=True)
+            raise
+        except BaseException:
+            self._end_segment("failed", propagating=True)
+            raise
+        self._end_segment(status.get("state", "finished"))
+        return status
+
+    def _train(self) -> dict[str, Any]:
         if self.status.get("state") == "finished":
             return self.status
         if self.cfg.torch_threads > 0:
@@ -470,6 +493,18 @@ class ContinualRunner:
             "tasks": self.tasks,
             "obs_dim": self.agent.actor.obs_dim if self.agent else None,
             "act_dim": self.agent.actor.act_dim if self.agent else None,
+            "identity": self._identity(),
+        }
+
+    def _identity(self) -> dict[str, Any]:
+        """What makes a checkpoint this run's: a resume refuses one whose identity differs."""
+        cfg = self.cfg
+        return {
+            "config_hash": config_hash(cfg.to_dict()),
+            "run_dir": self.run_dir.name,
+            "seed": cfg.seed,
+            "arch": resolve_method(cfg)[0],
+            "method": cfg.method,
         }
 
     def _write_checkpoint(self, name: str, env: VectorTaskEnv | None = None) -> None:
@@ -481,7 +516,16 @@ class ContinualRunner:
         self._write_checkpoint("latest.pt", env)
         self._write_status("running")
 
-    def _restore(self) -> None:
+    def _restore(
+        self, run_info: dict[str, Any], saved: dict[str, Any], allow_config_change: bool
+    ) -> dict[str, list[Any]]:
+        """Load ``latest.pt`` (if any) after checking that it and the configuration are this
+        run's; returns the accepted configuration change ``{key: [old, new]}`` (empty if none).
+
+        Args:
+            run_info: run.json as read before the resume.
+            saved: config.json as found on disk.
+        """
         path = self.run_dir / "checkpoints" / "latest.pt"
         records = read_jsonl(self.metrics.path)
         if not path.exists():
@@ -491,13 +535,24 @@ class ContinualRunner:
                     f" {len(records)} records, so starting over would duplicate them. Restore"
                     " the checkpoint, or delete the run directory to start the run from scratch."
                 )
-            return  # killed before the first checkpoint: start over
+            # killed before the first checkpoint: start over
+            return self._check_config(run_info, saved, None, allow_config_change)
         payload = load_checkpoint(path)
+        change = self._check_config(run_info, saved, payload.get("config"), allow_config_change)
+        self._check_identity(path, payload.get("identity"), run_info)
         _check_logs_reach(self.run_dir, records, payload["state"]["global_step"])
         self.state = RunState(**payload["state"])
         if payload["agent"] is not None:
             self.agent = build_agent(self.cfg, payload["obs_dim"], payload["act_dim"])
-            self.agent.load_state_dict(payload["agent"])
+            try:
+                self.agent.load_state_dict(payload["agent"])
+            except (RuntimeError, KeyError, ValueError, TypeError) as err:  # an older checkpoint
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise ResumeError(
+                    f"{path} does not fit this run's agent ({self.cfg.method},"
+                    f" {resolve_method(self.cfg)[0]}): {first[:200]}; it was written by another"
+                    " run. Restore this run's own checkpoint, or start the run over."
+                ) from err
             self.initial_actor = payload["initial_actor"]
         restore_rng_state(payload["rng"])
         self._env_state = payload.get("env")
@@ -505,6 +560,98 @@ class ContinualRunner:
         kept = self.metrics.truncate_after(self.state.global_step)
         self.eval_records = [{**r, "kind": r["eval_kind"]} for r in kept if r["kind"] == "eval"]
         write_eval_csv(self.run_dir / "eval.csv", self.eval_records)
+        return change
+
+    def _check_config(
+        self,
+        run_info: dict[str, Any],
+        saved: dict[str, Any],
+        checkpointed: dict[str, Any] | None,
+        allow: bool,
+    ) -> dict[str, list[Any]]:
+        """Compare this run's configuration with the one it was started with (run.json's
+        ``config_hash``). A difference is refused naming the keys (compared with config.json as
+        found, or with the checkpoint's configuration when config.json itself was edited),
+        unless ``allow``: then it is returned as ``{key: [old, new]}``."""
+        new = self.cfg.to_dict()
+        recorded = run_info.get("config_hash") or config_hash(saved)  # older runs: config.json
+        if config_hash(new) == recorded:
+            return {}
+        reference = saved
+        if config_hash(saved) != recorded and checkpointed is not None:
+            reference = checkpointed  # config.json edited on disk: the checkpoint knows better
+        keys = [k for k in config_diff(reference, new) if k not in RUNTIME_KEYS]
+        if allow:
+            return {k: [reference.get(k), new.get(k)] for k in keys}
+        details = ", ".join(f"{k}: {reference.get(k)!r} → {new.get(k)!r}" for k in keys)
+        raise ResumeError(
+            f"{self.run_dir / 'config.json'} was changed after the run started (config hash"
+            f" {config_hash(new)}, run.json records {recorded}); differing keys:"
+            f" {details or 'not known (the checkpoint holds no configuration)'}. Restore it,"
+            " or resume with --allow-config-change to continue under the new configuration."
+        )
+
+    def _check_identity(
+        self, path: Path, identity: dict[str, Any] | None, run_info: dict[str, Any]
+    ) -> None:
+        """Refuse a checkpoint written by another run (checkpoints without identity, from
+        older versions, are accepted)."""
+        if identity is None:
+            return
+        mine = self._identity()
+        hashes = {run_info.get("config_hash"), mine["config_hash"]}
+        hashes |= {s.get("config_hash") for s in run_info.get("segments", [])}
+        differing = [
+            f"{key} {identity.get(key)!r} (this run: {mine[key]!r})"
+            for key in ("seed", "method", "arch", "run_dir")
+            if identity.get(key) != mine[key]
+        ]
+        if identity.get("config_hash") not in hashes - {None}:
+            differing.append(
+                f"config_hash {identity.get('config_hash')!r} (this run: {mine['config_hash']!r})"
+            )
+        if differing:
+            raise ResumeError(
+                f"{path} belongs to another run: {', '.join(differing)}. Restore this run's own"
+                " latest.pt, or start a new run (a renamed run directory: rename it back)."
+            )
+
+    def _begin_segment(self, run_info: dict[str, Any], change: dict[str, list[Any]]) -> None:
+        """Append this session's segment (provenance, start step, accepted configuration
+        change) to run.json, and record the configuration hash it trains under."""
+        current = config_hash(self.cfg.to_dict())
+        segment = {
+            **provenance.collect_provenance(),
+            "torch_threads": self.cfg.torch_threads,
+            "config_hash": current,
+            "end": None,
+            "start_step": self.state.global_step,
+            "end_step": None,
+            "outcome": None,
+        }
+        if change:
+            segment["config_change"] = change
+        segments = [*run_info.get("segments", []), segment]
+        atomic_write_json(
+            self.run_dir / "run.json", {**run_info, "config_hash": current, "segments": segments}
+        )
+
+    def _end_segment(self, outcome: str, propagating: bool = False) -> None:
+        """Close the open segment of run.json (the last one, if its end is not yet written).
+        While another error propagates, failing to write is not allowed to replace it."""
+        path = self.run_dir / "run.json"
+        try:
+            run_info = read_json(path) if path.exists() else {}
+            segments = run_info.get("segments") if isinstance(run_info, dict) else None
+            if not segments or segments[-1].get("end", True) is not None:
+                return  # no segment opened by this session (a finished run, or an older run.json)
+            segments[-1].update(
+                end=provenance.utc_now(), end_step=self.state.global_step, outcome=outcome
+            )
+            atomic_write_json(path, run_info)
+        except (OSError, RunFileError, AttributeError):
+            if not propagating:
+                raise
 
     def _mark_failed(self, error: str) -> None:
         """Set the state to ``failed`` keeping the recorded position (the runner's own may not
@@ -528,6 +675,15 @@ class ContinualRunner:
                 "updated": time.time(),
             },
         )
+
+
+def _read_run_info(run_dir: Path) -> dict[str, Any]:
+    """run.json of a run (``{}`` if missing; older ones have no ``segments`` or ``config_hash``)."""
+    path = run_dir / "run.json"
+    info = read_json(path) if path.exists() else {}
+    if not isinstance(info, dict):
+        raise RunFileError(f"{path}: not a JSON object; the run directory is damaged")
+    return info
 
 
 def _check_logs_reach(run_dir: Path, records: list[dict[str, Any]], step: int) -> None:

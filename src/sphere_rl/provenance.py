@@ -1,0 +1,168 @@
+"""Where and with what a run was trained: code state, packages, CPU and thread facts, host.
+
+:func:`collect_provenance` returns a JSON-ready dict; the runner stores one per training segment
+in ``run.json`` (docs/reliability.md, "Provenance"), so that two sessions' numbers can be traced
+back to the commit, packages and machine that produced them. Nothing here ever fails a run: a
+fact that cannot be found is ``None`` (or ``"not a git checkout"`` for the code state).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.metadata
+import platform
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+# Packages whose versions change what a run computes (simulators, numerics).
+PACKAGES = ("torch", "numpy", "mujoco", "metaworld", "envpool", "gymnasium")
+NOT_GIT = "not a git checkout"
+_GIT_TIMEOUT_S = 10
+
+
+def utc_now() -> str:
+    """The current time, UTC, ISO 8601 to the second (``2026-12-05T19:04:59+00:00``)."""
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _git(root: Path, *args: str) -> bytes | None:
+    """``git -C root args`` stdout, or None if git is missing, fails or hangs."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            timeout=_GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def git_state(path: Path) -> dict[str, Any] | str:
+    """The code state of the git checkout holding ``path``.
+
+    Returns:
+        ``{"commit": sha, "dirty": bool, "diff_sha256": hex or None}`` (the hash covers
+        ``git diff HEAD`` and the names of untracked, non-ignored files; None when clean), or
+        :data:`NOT_GIT` when ``path`` is not inside a git work tree or git is unavailable.
+    """
+    root = Path(path)
+    root = root if root.is_dir() else root.parent
+    commit = _git(root, "rev-parse", "HEAD")
+    diff = _git(root, "diff", "HEAD", "--no-color", "--no-ext-diff")
+    untracked = _git(root, "ls-files", "--others", "--exclude-standard", "-z")
+    if commit is None or diff is None or untracked is None:
+        return NOT_GIT
+    dirty = bool(diff or untracked)
+    digest = hashlib.sha256(diff + b"\0untracked\0" + untracked).hexdigest() if dirty else None
+    return {"commit": commit.decode().strip(), "dirty": dirty, "diff_sha256": digest}
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of :data:`PACKAGES` (None where missing), without importing them."""
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _build_facts(config_text: str) -> dict[str, str]:
+    """The compact facts of ``torch.__config__.show()``: BLAS, LAPACK, MKL, oneDNN, OpenMP."""
+    facts = {}
+    for key in ("BLAS_INFO", "LAPACK_INFO", "USE_MKL", "USE_MKLDNN", "USE_OPENMP"):
+        match = re.search(rf"\b{key}=([^,\s]+)", config_text)
+        if match:
+            facts[key.lower()] = match[1]
+    for key, pattern in (
+        ("mkl_version", r"Math Kernel Library Version ([\w.\-]+)"),
+        ("onednn_version", r"MKL-DNN v([\w.]+)"),
+    ):
+        match = re.search(pattern, config_text)
+        if match:
+            facts[key] = match[1]
+    return facts
+
+
+def torch_facts() -> dict[str, Any]:
+    """CPU capability, BLAS/oneDNN build facts, intra-op threads, and CUDA device and driver
+    where CUDA is available (torch is imported: every run has it loaded already)."""
+    import torch
+
+    facts: dict[str, Any] = {
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "build": _build_facts(torch.__config__.show()),
+        "mkldnn_enabled": bool(torch.backends.mkldnn.is_available()),
+        "intra_op_threads": torch.get_num_threads(),
+        "cuda_device": None,
+        "cuda_driver": None,
+    }
+    if torch.cuda.is_available():
+        facts["cuda_device"] = torch.cuda.get_device_name()
+        facts["cuda_runtime"] = torch.version.cuda
+        facts["cuda_driver"] = _nvidia_driver()
+    return facts
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        return Path("/proc/driver/nvidia/version").read_text().split("  ")[1].split()[0] or None
+    except (OSError, IndexError):
+        return None
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the platform's processor string elsewhere)."""
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def collect_provenance(argv: list[str] | None = None) -> dict[str, Any]:
+    """Everything that tells two training sessions apart, as a JSON-ready dict.
+
+    Args:
+        argv: the command line to record; ``sys.argv`` if None.
+
+    Returns:
+        ``version``, ``git`` (see :func:`git_state`, for the checkout the imported
+        ``sphere_rl`` lives in), ``python``, ``packages``, ``torch`` (see :func:`torch_facts`),
+        ``host``, ``cpu``, ``argv`` and ``start`` (UTC, ISO 8601).
+    """
+    import sphere_rl
+
+    return {
+        "version": sphere_rl.__version__,
+        "git": git_state(Path(sphere_rl.__file__).parent),
+        "python": platform.python_version(),
+        "packages": package_versions(),
+        "torch": torch_facts(),
+        "host": socket.gethostname(),
+        "cpu": cpu_model(),
+        "argv": list(sys.argv if argv is None else argv),
+        "start": utc_now(),
+    }
+
+
+__all__ = [
+    "NOT_GIT",
+    "PACKAGES",
+    "collect_provenance",
+    "cpu_model",
+    "git_state",
+    "package_versions",
+    "torch_facts",
+    "utc_now",
+]
