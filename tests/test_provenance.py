@@ -10,7 +10,14 @@ import torch
 
 from sphere_rl.analysis.provenance import summarize_provenance
 from sphere_rl.analysis.runs import RunData
-from sphere_rl.provenance import NOT_GIT, PACKAGES, collect_provenance, git_state
+from sphere_rl.provenance import (
+    NOT_GIT,
+    PACKAGES,
+    collect_provenance,
+    git_state,
+    nvidia_driver,
+    torch_facts,
+)
 
 
 def test_collect_provenance_fields_and_types():
@@ -136,3 +143,16 @@ def test_dirty_threaded_and_unknown_runs_are_refused_by_strict_only():
     assert "learner threads > 1 (not bit-reproducible): threads, old-threads" in problem
     assert "unknown provenance (older run.json): old, resumed-by-old, old-threads" in problem
     assert summarize_provenance([_run("old")]).warnings() == []  # unknown alone: no warning
+
+
+def test_cuda_facts_only_for_a_cuda_device(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: f"Fake GPU {device}")
+    assert torch_facts("cpu")["cuda_device"] is None  # a CPU run never touches CUDA
+    assert torch_facts("cuda:1")["cuda_device"] == "Fake GPU cuda:1"
+    version = tmp_path / "version"
+    version.write_text(
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar 5 22:23:56 UTC 2024\n"
+    )
+    assert nvidia_driver(version) == "550.54.15"
+    assert nvidia_driver(tmp_path / "missing") is None

@@ -92,9 +92,10 @@ def _build_facts(config_text: str) -> dict[str, str]:
     return facts
 
 
-def torch_facts() -> dict[str, Any]:
-    """CPU capability, BLAS/oneDNN build facts, intra-op threads, and CUDA device and driver
-    where CUDA is available (torch is imported: every run has it loaded already)."""
+def torch_facts(device: str = "cpu") -> dict[str, Any]:
+    """CPU capability, BLAS/oneDNN build facts, intra-op threads, and the CUDA device's name,
+    runtime and driver where ``device`` is a CUDA one (a CPU run never initialises CUDA). torch
+    is imported: every run has it loaded already."""
     import torch
 
     facts: dict[str, Any] = {
@@ -105,18 +106,21 @@ def torch_facts() -> dict[str, Any]:
         "cuda_device": None,
         "cuda_driver": None,
     }
-    if torch.cuda.is_available():
-        facts["cuda_device"] = torch.cuda.get_device_name()
+    if device.startswith("cuda") and torch.cuda.is_available():
+        facts["cuda_device"] = torch.cuda.get_device_name(torch.device(device))
         facts["cuda_runtime"] = torch.version.cuda
-        facts["cuda_driver"] = _nvidia_driver()
+        facts["cuda_driver"] = nvidia_driver()
     return facts
 
 
-def _nvidia_driver() -> str | None:
+def nvidia_driver(version_file: Path = Path("/proc/driver/nvidia/version")) -> str | None:
+    """The NVIDIA kernel driver's version (``"NVRM version: ... Kernel Module  550.54.15  ..."``),
+    or None where there is none."""
     try:
-        return Path("/proc/driver/nvidia/version").read_text().split("  ")[1].split()[0] or None
-    except (OSError, IndexError):
+        match = re.search(r"Kernel Module\s+([\d.]+)", version_file.read_text())
+    except OSError:
         return None
+    return match[1] if match else None
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
@@ -130,11 +134,12 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return platform.processor() or platform.machine()
 
 
-def collect_provenance(argv: list[str] | None = None) -> dict[str, Any]:
+def collect_provenance(argv: list[str] | None = None, device: str = "cpu") -> dict[str, Any]:
     """Everything that tells two training sessions apart, as a JSON-ready dict.
 
     Args:
         argv: the command line to record; ``sys.argv`` if None.
+        device: the run's torch device; CUDA facts are collected for a CUDA one only.
 
     Returns:
         ``version``, ``git`` (see :func:`git_state`, for the checkout the imported
@@ -148,7 +153,7 @@ def collect_provenance(argv: list[str] | None = None) -> dict[str, Any]:
         "git": git_state(Path(sphere_rl.__file__).parent),
         "python": platform.python_version(),
         "packages": package_versions(),
-        "torch": torch_facts(),
+        "torch": torch_facts(device),
         "host": socket.gethostname(),
         "cpu": cpu_model(),
         "argv": list(sys.argv if argv is None else argv),
@@ -162,6 +167,7 @@ __all__ = [
     "collect_provenance",
     "cpu_model",
     "git_state",
+    "nvidia_driver",
     "package_versions",
     "torch_facts",
     "utc_now",

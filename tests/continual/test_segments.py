@@ -44,8 +44,11 @@ def test_a_resume_on_another_commit_adds_a_segment(tmp_path, monkeypatch):
 
     real = provenance.collect_provenance
 
-    def on_another_commit(argv=None):
-        return {**real(argv), "git": {"commit": "f" * 40, "dirty": True, "diff_sha256": "e" * 64}}
+    def on_another_commit(argv=None, device="cpu"):
+        return {
+            **real(argv, device),
+            "git": {"commit": "f" * 40, "dirty": True, "diff_sha256": "e" * 64},
+        }
 
     monkeypatch.setattr(provenance, "collect_provenance", on_another_commit)
     runner = ContinualRunner.open(cfg, run_dir, show_progress=False)

@@ -9,7 +9,8 @@ when a run resumes.
 Layout of a run directory::
 
     config.json          resolved configuration (what --resume compares against)
-    run.json             resolved task sequence, method parts, package version
+    run.json             resolved task sequence, method parts, package version, config_hash,
+                         segments (provenance of each training session)
     status.json          state (running / finished / failed), position, error message
     metrics.jsonl        one record per log step: kind "train", "eval" or "diag"
     eval.csv             every evaluation (regenerated from metrics.jsonl)

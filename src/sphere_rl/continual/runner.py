@@ -621,7 +621,7 @@ class ContinualRunner:
         change) to run.json, and record the configuration hash it trains under."""
         current = config_hash(self.cfg.to_dict())
         segment = {
-            **provenance.collect_provenance(),
+            **provenance.collect_provenance(device=self.cfg.device),
             "torch_threads": self.cfg.torch_threads,
             "config_hash": current,
             "end": None,
