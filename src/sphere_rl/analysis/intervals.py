@@ -26,7 +26,11 @@ from sphere_rl.analysis.bootstrap import DEFAULT_REPS, Interval, bootstrap_cis
 INTERVAL_METHODS = ("t", "bca", "percentile")
 DEFAULT_METHOD = "t"
 # How each method is named in captions, legends and the terminal table.
-METHOD_NAMES = {"t": "t-interval", "bca": "BCa bootstrap CI", "percentile": "percentile bootstrap CI"}
+METHOD_NAMES = {
+    "t": "t-interval",
+    "bca": "BCa bootstrap CI",
+    "percentile": "percentile bootstrap CI",
+}
 
 
 def check_method(method: str) -> str:

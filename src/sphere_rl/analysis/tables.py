@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sphere_rl.analysis.bootstrap import MIN_CI_SEEDS, NOT_A_CI_MARK, Interval
+from sphere_rl.analysis.intervals import describe
 from sphere_rl.analysis.summary import (
     NOT_VARIANT_KEYS,
     PER_TASK_METRICS,
@@ -44,11 +45,11 @@ class Table:
     @property
     def full_caption(self) -> str:
         """The caption, plus what a reader must know about intervals from too few seeds."""
-        counts = {v.n for row in self.rows for v in row if isinstance(v, Interval) and v.defined}
+        cells = [v for row in self.rows for v in row if isinstance(v, Interval) and v.defined]
         notes = []
-        if 1 in counts:
-            notes.append("A value without an interval comes from a single seed.")
-        if any(1 < n < MIN_CI_SEEDS for n in counts):
+        if any(v.n == 1 for v in cells):
+            notes.append("A value marked (n=1) comes from a single seed: no interval.")
+        if any(1 < v.n and not v.is_ci for v in cells):
             notes.append(
                 f"{NOT_A_CI_MARK}: fewer than {MIN_CI_SEEDS} seeds; the bracket is the range of a"
                 " bootstrap over so few values, not a 95% confidence interval."
@@ -184,12 +185,13 @@ def _csv_number(value: float) -> str:
 # ------------------------------------------------------------------------------- the report tables
 def summary_table(summary: Summary) -> Table:
     """Per sequence, method variant and protocol: the headline metrics with 95% CIs."""
+    what = describe(summary.interval)
     columns = [Column("sequence", "sequence"), Column("method", "method"),
                Column("protocol", "protocol"), Column("seeds", "seeds")]  # fmt: skip
     columns += [Column(key, title) for key, title in SUMMARY_METRICS.items()]
     table = Table(
         "summary",
-        "Summary (finished runs; mean over seeds [95% bootstrap CI])",
+        f"Summary (finished runs; mean over seeds [{what}])",
         columns,
         caption="Average success: each task's success at the end of its own training, averaged"
         " over tasks (the SPHERE paper's metric). Average performance, forgetting and forward"
@@ -205,7 +207,8 @@ def summary_table(summary: Summary) -> Table:
 
 def per_task_table(summary: Summary) -> Table:
     """Per experiment and task: the per-task quantities behind the summary, mean over seeds with
-    95% bootstrap CIs."""
+    95% CIs."""
+    what = describe(summary.interval)
     columns = [Column("sequence", "sequence"), Column("method", "method"),
                Column("protocol", "protocol"), Column("seeds", "seeds"),
                Column("task_index", "#"), Column("task", "task")]  # fmt: skip
@@ -214,7 +217,7 @@ def per_task_table(summary: Summary) -> Table:
     columns += [Column(names.get(key, key), title) for key, title in PER_TASK_METRICS.items()]
     table = Table(
         "per_task",
-        "Per task (finished runs; mean over seeds [95% bootstrap CI])",
+        f"Per task (finished runs; mean over seeds [{what}])",
         columns,
         caption="Success at the end of the task's own training, success after the last task"
         " (CRL), normalised area under the success curve during the task's own training, and"
