@@ -32,7 +32,8 @@ class Interval:
     low: float
     high: float
     n: int  # seeds behind the estimate
-    method: str = "percentile"  # how [low, high] was computed: t, bca or percentile
+    # how [low, high] was computed: t, bca, percentile, welch (a difference), stratified bootstrap
+    method: str = "percentile"
 
     @property
     def defined(self) -> bool:
@@ -41,7 +42,8 @@ class Interval:
     @property
     def is_ci(self) -> bool:
         """Whether ``[low, high]`` deserves the name 95% confidence interval (enough seeds)."""
-        return self.defined and self.n >= (MIN_T_SEEDS if self.method == "t" else MIN_CI_SEEDS)
+        t_based = self.method in ("t", "welch")
+        return self.defined and self.n >= (MIN_T_SEEDS if t_based else MIN_CI_SEEDS)
 
     def format(self, digits: int = 2) -> str:
         """``mean [low, high]``; ``mean (n=1)`` for one seed; ``†`` after a bootstrap interval
