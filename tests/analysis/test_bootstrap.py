@@ -34,8 +34,8 @@ def test_fixed_seed_is_reproducible_and_edge_cases():
     first, second = bootstrap_ci(values), bootstrap_ci(values)
     # Same seed, same interval (up to float summation order inside arch's resampling).
     assert (first.low, first.high) == pytest.approx((second.low, second.high), abs=1e-12)
-    assert bootstrap_ci([0.3]).low == bootstrap_ci([0.3]).high == 0.3
-    assert bootstrap_ci([0.3]).format() == "0.30"
+    assert math.isnan(bootstrap_ci([0.3]).low) and math.isnan(bootstrap_ci([0.3]).high)
+    assert bootstrap_ci([0.3]).format() == "0.30 (n=1)"
     assert bootstrap_ci([0.2, float("nan"), 0.4]).n == 2  # undefined seeds are left out
     empty = bootstrap_ci([])
     assert math.isnan(empty.mean) and empty.format() == "—"
@@ -82,4 +82,4 @@ def test_reproducible_and_leaves_the_global_generator_alone():
 def test_too_few_seeds_are_not_a_confidence_interval():
     assert not bootstrap_ci([0.2, 0.4]).is_ci and bootstrap_ci([0.2, 0.4, 0.5]).is_ci
     assert bootstrap_ci([0.2, 0.4]).format().endswith("]†")
-    assert not bootstrap_ci([0.2]).is_ci and bootstrap_ci([0.2]).format() == "0.20"
+    assert not bootstrap_ci([0.2]).is_ci and bootstrap_ci([0.2]).format() == "0.20 (n=1)"

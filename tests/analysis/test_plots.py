@@ -126,7 +126,7 @@ def test_rl_vs_crl_bars(tmp_path):
     assert ax.get_ylim()[0] < 0  # the mark is not hidden under the bottom spine
     # Value labels above every bar.
     labels = sorted(t.get_text() for t in ax.texts if t.get_gid() == "value-label")
-    assert labels == sorted(["0.00", "0.50", "0.90", "0.90"])
+    assert labels == sorted(["0.00\nn=2", "0.50\nn=2", "0.90\nn=1", "0.90\nn=1"])
     # Whiskers only for the two-seed method (ppo), under both protocols.
     for protocol in ("rl", "crl"):
         (whiskers,) = [c for c in ax.collections if c.get_gid() == f"whiskers-{protocol}"]
@@ -137,7 +137,8 @@ def test_rl_vs_crl_bars(tmp_path):
     assert title.get_text() == "Average success, RL vs CRL on reach-v3+push-v3+window-close-v3"
     assert fig.bbox.contains(*title.get_window_extent(renderer).p0)
     assert fig.bbox.contains(*title.get_window_extent(renderer).p1)
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["RL", "CRL"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["RL", "CRL", "whiskers: 95% t-interval,\nn = 2 seeds"]
 
 
 def test_saved_files_png_dpi_pdf_svg(tmp_path):

@@ -61,7 +61,7 @@ def test_report_writes_tables_figures_and_a_self_contained_page(mixed_runs, tmp_
     parser.feed(page)
     on_disk = {p.relative_to(out).as_posix() for d in ("figures", "tables")
                for p in (out / d).iterdir()}  # fmt: skip
-    assert set(parser.hrefs) == on_disk and len(on_disk) == 7 * 3 + 6 * 3
+    assert set(parser.hrefs) == on_disk and len(on_disk) == 7 * 3 + 8 * 3
     markdown = (out / "report.md").read_text()
     assert "| sequence | method | protocol | seeds | avg success |" in markdown
     assert "figures/rl_vs_crl_reach-v3-push-v3-window-close-v3.png" in markdown
@@ -72,12 +72,13 @@ def test_report_writes_tables_figures_and_a_self_contained_page(mixed_runs, tmp_
     row = per_task[6]  # sphere, CRL, task 0
     assert (row["method"], row["protocol"], row["task"]) == ("sphere", "crl", "reach-v3")
     assert float(row["own_end_success_ci_low"]) <= float(row["own_end_success"])
-    assert row["own_end_success_n"] == "2" and row["own_end_success_is_ci"] == "False"
+    # The default t-interval is a confidence interval from two seeds on (exact for normal data).
+    assert row["own_end_success_n"] == "2" and row["own_end_success_is_ci"] == "True"
     own = [float(r["own_end_success"]) for r in per_task[6:9]]
     summary_mean = float(rows[2]["average_success"])
     assert np.mean(own) == pytest.approx(summary_mean)  # per-task means average to the summary
     tex = (out / "tables/per_task.tex").read_text()
-    assert "\\toprule" in tex and "not a 95\\% confidence interval" in tex
+    assert "\\toprule" in tex and "95\\% t-interval" in tex
     # Configurations: shared settings once, and what each method sets differently.
     common = {r["key"]: r["value"] for r in csv.DictReader(open(out / "tables/config_common.csv"))}
     assert common["steps_per_task"] == "400" and "seed" not in common

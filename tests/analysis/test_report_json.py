@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from sphere_rl.cli.app import _register_all, app
@@ -32,5 +33,5 @@ def test_report_json_matches_the_summary_csv(mixed_runs, tmp_path):
                     if value[part] is None:
                         assert cells[key + suffix] in ("", "nan")
                     else:
-                        assert abs(float(cells[key + suffix]) - value[part]) < 1e-6
+                        assert float(cells[key + suffix]) == pytest.approx(value[part], rel=1e-5)
                 assert int(cells[key + "_n"]) == value["n"]

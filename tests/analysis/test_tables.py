@@ -46,7 +46,7 @@ def test_fewer_than_three_seeds_is_said_not_to_be_a_confidence_interval():
     assert "not a 95% confidence interval" in table.full_caption
     assert "single seed" in table.full_caption
     md = table.to_markdown()
-    assert "| two_seeds | 0.30 [0.20, 0.40]† |" in md and "| one_seed | 0.70 |" in md
+    assert "| two_seeds | 0.30 [0.20, 0.40]† |" in md and "| one_seed | 0.70 (n=1) |" in md
     rows = {r["method"]: r for r in csv.DictReader(io.StringIO(table.to_csv()))}
     assert rows["two_seeds"]["success_is_ci"] == "False" and rows["two_seeds"]["success_n"] == "2"
     assert rows["sphere"]["success_is_ci"] == "True"

@@ -15,20 +15,25 @@ from dataclasses import dataclass
 import numpy as np
 
 DEFAULT_REPS = 5_000  # arch's bootstrap costs ~0.1 ms per replicate
-# Below this many seeds a percentile bootstrap cannot cover the mean at its nominal level (with two
-# seeds it only spans them): tables then mark the interval and say it is not a confidence interval.
+# Below this many seeds a bootstrap cannot cover the mean at its nominal level (with two seeds it
+# only spans them): tables then mark the interval and say it is not a confidence interval. The
+# t-interval is a confidence interval from two seeds on (exact for normal data, if very wide).
 MIN_CI_SEEDS = 3
+MIN_T_SEEDS = 2
 NOT_A_CI_MARK = "†"
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate (the mean over seeds) with a confidence interval ``[low, high]``."""
+    """A point estimate (the mean over seeds) with a confidence interval ``[low, high]`` (NaN
+    bounds with a single seed)."""
 
     mean: float
     low: float
     high: float
     n: int  # seeds behind the estimate
+    # how [low, high] was computed: t, bca, percentile, welch (a difference), stratified bootstrap
+    method: str = "percentile"
 
     @property
     def defined(self) -> bool:
@@ -37,16 +42,18 @@ class Interval:
     @property
     def is_ci(self) -> bool:
         """Whether ``[low, high]`` deserves the name 95% confidence interval (enough seeds)."""
-        return self.defined and self.n >= MIN_CI_SEEDS
+        t_based = self.method in ("t", "welch")
+        return self.defined and self.n >= (MIN_T_SEEDS if t_based else MIN_CI_SEEDS)
 
     def format(self, digits: int = 2) -> str:
-        """``mean [low, high]``; the mean alone for one seed; ``†`` after an interval from fewer
-        than :data:`MIN_CI_SEEDS` seeds (a bootstrap range, not a confidence interval)."""
+        """``mean [low, high]``; ``mean (n=1)`` for one seed; ``†`` after a bootstrap interval
+        from fewer than :data:`MIN_CI_SEEDS` seeds (a bootstrap range, not a confidence
+        interval)."""
         if not self.defined:
             return "—"
         point = f"{self.mean:.{digits}f}"
-        if self.n < 2:  # one seed: no spread to resample
-            return point
+        if self.n < 2:  # one seed: no spread, no interval
+            return f"{point} (n=1)"
         mark = "" if self.is_ci else NOT_A_CI_MARK
         return f"{point} [{self.low:.{digits}f}, {self.high:.{digits}f}]{mark}"
 
@@ -57,8 +64,8 @@ def bootstrap_ci(
     """Mean of per-seed ``values`` and its percentile-bootstrap confidence interval.
 
     Seeds are the resampled unit: each replicate draws ``n`` seeds with replacement and averages
-    them. NaN values (a metric undefined for that seed) are left out. With one seed the interval
-    collapses to the point; with none everything is NaN.
+    them. NaN values (a metric undefined for that seed) are left out. With one seed the bounds are
+    NaN (no interval); with none everything is NaN.
     """
     values = np.asarray(values, dtype=float).reshape(-1, 1)
     return bootstrap_cis(values, confidence, reps, seed)[0]
@@ -84,7 +91,7 @@ def bootstrap_cis(
         means = defined.mean(axis=0) if n else np.full(len(cols), math.nan)
         if n < 2:  # no seed, or one: no spread to resample
             for col, mean in zip(cols, means, strict=True):
-                out[col] = Interval(float(mean), float(mean), float(mean), n)
+                out[col] = Interval(float(mean), math.nan, math.nan, n)
             continue
         low, high = _rliable_percentile(defined, confidence, reps, seed)
         for k, col in enumerate(cols):

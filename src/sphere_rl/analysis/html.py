@@ -43,6 +43,8 @@ def render_html(report: Report) -> str:
         f" {report.n_runs - len(report.summary.partial)}; partial runs:"
         f" {len(report.summary.partial)} (reported apart, never pooled).</p>",
         _section(tables["summary"], report),
+        _section(tables["aggregates"], report),
+        _section(tables["differences"], report),
     ]
     if report.summary.notes:
         items = "".join(f"<li>{html.escape(n)}</li>" for n in report.summary.notes)

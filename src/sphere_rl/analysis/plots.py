@@ -245,9 +245,10 @@ def draw_rl_vs_crl(experiments: Sequence[ExperimentSummary]) -> Figure:
     """Average success per method under RL (from scratch) and CRL (continual): the layout of the
     SPHERE paper's main figure.
 
-    Bars are seed means with their value written above; whiskers (95% bootstrap CI) only where
-    there is more than one seed; a bar of height zero is drawn as a thick mark at zero so that it
-    is seen, not mistaken for a missing method.
+    Bars are seed means with their value and seed count written above; whiskers (the intervals'
+    own method, named with the seed counts in the legend) only where there is more than one seed;
+    a bar of height zero is drawn as a thick mark at zero so that it is seen, not mistaken for a
+    missing method.
     """
     labels = sorted({e.label for e in experiments}, key=lambda s: (s != "ppo", s))
     protocols = [p for p in ("rl", "crl") if any(e.protocol == p for e in experiments)]
@@ -259,6 +260,9 @@ def draw_rl_vs_crl(experiments: Sequence[ExperimentSummary]) -> Figure:
         }
         xs = np.arange(len(labels)) + (k - (len(protocols) - 1) / 2) * width
         _draw_bars(ax, xs, [found.get(label) for label in labels], width, protocol)
+    label = whisker_label([e.intervals["average_success"] for e in experiments])
+    if label:  # an empty line in the legend that says what the whiskers are
+        ax.errorbar([], [], yerr=[], fmt="none", ecolor="black", capsize=3, lw=1, label=label)
     ax.set_xticks(np.arange(len(labels)), labels, rotation=20, ha="right", fontsize=8)
     ax.set_xlim(-0.6, len(labels) - 0.4)
     ax.set_ylim(-0.03, 1.15)  # room below for the zero marks, above for the value labels
@@ -269,6 +273,22 @@ def draw_rl_vs_crl(experiments: Sequence[ExperimentSummary]) -> Figure:
     ax.set_title(_wrap(f"Average success, RL vs CRL on {sequence}"), fontsize=10)
     _outside_legend(ax, title="protocol")
     return fig
+
+
+def whisker_label(intervals: Sequence[Interval]) -> str:
+    """What whiskers drawn from ``intervals`` are, with the seeds behind them, e.g.
+    ``"whiskers: 95% t-interval, n = 3 seeds"``; empty when no interval has two seeds."""
+    from sphere_rl.analysis.intervals import METHOD_NAMES
+
+    drawn = [iv for iv in intervals if iv.defined and iv.n > 1]
+    if not drawn:
+        return ""
+    ns = ", ".join(str(n) for n in sorted({iv.n for iv in drawn}))
+    methods = sorted({iv.method for iv in drawn})
+    names = " / ".join(METHOD_NAMES.get(m, m) for m in methods)
+    if all(iv.is_ci for iv in drawn):
+        return f"whiskers: 95% {names},\nn = {ns} seeds"
+    return f"whiskers: {names}\n(not a 95% CI where n < 3),\nn = {ns} seeds"
 
 
 def plot_rl_vs_crl(
@@ -300,8 +320,9 @@ def _draw_bars(ax, xs: np.ndarray, intervals: Sequence[Interval | None], width: 
         for artist in whiskers.lines[2]:  # the vertical lines (their ids survive into SVG)
             artist.set_gid(f"whiskers-{protocol}")
         tops[multi] = [iv.high for iv in ivals]
-    for xi, top, mean in zip(x, tops, means, strict=True):
-        ax.text(xi, top + 0.015, f"{mean:.2f}", ha="center", va="bottom", fontsize=7,
+    ns = [intervals[i].n for i in present]
+    for xi, top, mean, n in zip(x, np.minimum(tops, 1.02), means, ns, strict=True):
+        ax.text(xi, top + 0.015, f"{mean:.2f}\nn={n}", ha="center", va="bottom", fontsize=6,
                 gid="value-label")  # fmt: skip
 
 

@@ -6,7 +6,9 @@ Layout of the output directory::
     index.html                  everything, PNGs embedded (open it anywhere, mail it), with links
                                 to every figure file
     report.md                   the same tables, with links to the figures
-    tables/<name>.{csv,md,tex}  summary, per_task, runs, partial, config_common, config_methods
+    raw.csv                     every per-run value the intervals are computed from (long format)
+    tables/<name>.{csv,md,tex}  summary, aggregates, differences, per_task, runs, partial,
+                                config_common, config_methods
     figures/<name>.{png,pdf,svg}
 """
 
@@ -25,11 +27,16 @@ from sphere_rl.analysis import plots
 from sphere_rl.analysis.entk_results import entk_matrix, read_entk_records
 from sphere_rl.analysis.html import render_html
 from sphere_rl.analysis.provenance import ProvenanceSummary, summarize_provenance
+from sphere_rl.analysis.intervals import DEFAULT_METHOD, describe
+from sphere_rl.analysis.raw import raw_csv
 from sphere_rl.analysis.runs import RunLoadError, find_runs
 from sphere_rl.analysis.summary import ExperimentSummary, Summary, summarize
 from sphere_rl.analysis.tables import (
+    DEFAULT_REFERENCE,
     Table,
+    aggregates_table,
     config_tables,
+    differences_table,
     partial_table,
     per_task_table,
     runs_table,
@@ -87,6 +94,9 @@ def build_report(
     reps: int = 10_000,
     formats: Sequence[str] = plots.FORMATS,
     strict: bool = False,
+    interval: str = DEFAULT_METHOD,
+    reference: str = DEFAULT_REFERENCE,
+    test: str = "welch",
 ) -> Report:
     """Read every run under ``runs_dir`` and write the report into ``out``.
 
@@ -94,6 +104,9 @@ def build_report(
         formats: figure formats; PNG is always among them (the page embeds it).
         strict: refuse runs whose provenance differs, is unknown, or is not reproducible
             (:meth:`ProvenanceSummary.strict_problem`), before anything is written.
+        interval: interval of a mean over seeds: t, bca or percentile.
+        reference: the method every other is compared with (differences, P(improvement)).
+        test: p-value of a difference: welch or permutation.
 
     Raises:
         FileNotFoundError: when ``runs_dir`` holds no run directory.
@@ -109,22 +122,28 @@ def build_report(
     provenance = summarize_provenance(runs)
     if strict and (problem := provenance.strict_problem()):
         raise ValueError(problem)
-    summary = summarize(runs, reps=reps)
+    summary = summarize(runs, reps=reps, interval=interval)
     all_metrics = [m for e in summary.experiments for m in e.runs] + summary.partial
-    tables = [summary_table(summary), per_task_table(summary), runs_table(all_metrics)]
+    tables = [summary_table(summary), aggregates_table(summary, reference),
+              differences_table(summary, reference, test), per_task_table(summary),
+              runs_table(all_metrics)]  # fmt: skip
     tables.append(partial_table(summary))
     tables += config_tables(all_metrics)
     report = Report(runs_dir, out, summary, tables, created=time.strftime("%Y-%m-%d %H:%M:%S"),
                     unreadable=[str(err) for err in unreadable],
                     provenance=provenance)  # fmt: skip
-    report.figures = make_figures(summary.experiments, out / "figures", formats)
+    report.figures = make_figures(summary.experiments, out / "figures", formats, interval)
     write_tables(report)
+    atomic_write_bytes(out / "raw.csv", raw_csv((m.run, m.label, m) for m in all_metrics).encode())
     atomic_write_bytes(out / "index.html", render_html(report).encode())
     return report
 
 
 def make_figures(
-    experiments: Sequence[ExperimentSummary], folder: Path, formats: Sequence[str] = plots.FORMATS
+    experiments: Sequence[ExperimentSummary],
+    folder: Path,
+    formats: Sequence[str] = plots.FORMATS,
+    interval: str = DEFAULT_METHOD,
 ) -> list[Figure]:
     """Every figure the experiments support, per sequence (and protocol where it matters)."""
     figures = []
@@ -137,9 +156,10 @@ def make_figures(
         on_sequence = [e for e in experiments if e.sequence == sequence]
         stem = _file_stem(sequence)
         figures.append(
-            _figure(plots.plot_rl_vs_crl, on_sequence, folder / f"rl_vs_crl_{stem}.png",
-                    f"RL vs CRL average success on {sequence}",
-                    "Average success per method (bars: mean over seeds; whiskers: 95% bootstrap CI)."
+            _figure(plots.plot_rl_vs_crl, on_sequence,
+                    folder / f"rl_vs_crl_{stem}.png", f"RL vs CRL average success on {sequence}",
+                    f"Average success per method (bars: mean over seeds; whiskers: "
+                    f"{describe(interval)} over seeds; n under each bar: its seeds)."
                     " RL trains each task from scratch; CRL trains one agent through the sequence.")
         )  # fmt: skip
         for protocol in ("crl", "rl"):

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sphere_rl.analysis import continual_metrics as cm
-from sphere_rl.analysis.bootstrap import Interval, bootstrap_cis
+from sphere_rl.analysis.bootstrap import Interval
+from sphere_rl.analysis.intervals import DEFAULT_METHOD, seed_intervals
 from sphere_rl.analysis.runs import RunData
 
 RANK_KEY = "entk/effective_rank"
@@ -163,14 +164,14 @@ def compute_run_metrics(run: RunData, label: str, reference: RunData | None) -> 
 
 
 def experiment_intervals(
-    members: Sequence[RunMetrics], n_tasks: int, reps: int
+    members: Sequence[RunMetrics], n_tasks: int, reps: int, method: str = DEFAULT_METHOD
 ) -> tuple[dict[str, Interval], dict[str, list[Interval]]]:
-    """Bootstrap intervals across seeds of every summary metric and every per-task quantity,
-    computed together (one column each)."""
+    """Intervals across seeds (``method``: t, bca or percentile) of every summary metric and
+    every per-task quantity, computed together (one column each)."""
     columns = [[getattr(m, key) for m in members] for key in SUMMARY_METRICS]
     for key in PER_TASK_METRICS:
         columns += [[getattr(m, key)[i] for m in members] for i in range(n_tasks)]
-    cis = iter(bootstrap_cis(np.array(columns, dtype=float).T, reps=reps))
+    cis = iter(seed_intervals(np.array(columns, dtype=float).T, method, reps=reps))
     intervals = {key: next(cis) for key in SUMMARY_METRICS}
     per_task = {key: [next(cis) for _ in range(n_tasks)] for key in PER_TASK_METRICS}
     return intervals, per_task
@@ -183,11 +184,14 @@ class Summary:
     experiments: list[ExperimentSummary]
     partial: list[RunMetrics]
     notes: list[str]
+    interval: str = DEFAULT_METHOD  # how the intervals across seeds were computed
 
 
-def summarize(runs: Sequence[RunData], reps: int = 10_000) -> Summary:
-    """Group finished runs into experiments with bootstrap intervals across seeds; keep partial
-    runs (running, failed, interrupted) in a list of their own."""
+def summarize(
+    runs: Sequence[RunData], reps: int = 10_000, interval: str = DEFAULT_METHOD
+) -> Summary:
+    """Group finished runs into experiments with intervals across seeds (``interval``: t, bca or
+    percentile); keep partial runs (running, failed, interrupted) in a list of their own."""
     labels = variant_labels(runs)
     references = reference_index(runs)
     groups: dict[tuple[str, str, str], list[RunMetrics]] = defaultdict(list)
@@ -203,13 +207,13 @@ def summarize(runs: Sequence[RunData], reps: int = 10_000) -> Summary:
     for (sequence, label, protocol), members in sorted(groups.items()):
         members.sort(key=lambda m: m.run.seed)
         tasks = members[0].run.tasks
-        intervals, task_intervals = experiment_intervals(members, len(tasks), reps)
+        intervals, task_intervals = experiment_intervals(members, len(tasks), reps, interval)
         experiment = ExperimentSummary(
             sequence, label, protocol, tasks, members, intervals, task_intervals
         )
         experiments.append(experiment)
         notes += experiment_notes(experiment)
-    return Summary(experiments, partial, notes)
+    return Summary(experiments, partial, notes, interval)
 
 
 def experiment_notes(exp: ExperimentSummary) -> list[str]:

@@ -16,11 +16,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from sphere_rl.analysis.aggregates import aggregates, improvement
 from sphere_rl.analysis.bootstrap import MIN_CI_SEEDS, NOT_A_CI_MARK, Interval
+from sphere_rl.analysis.differences import difference
+from sphere_rl.analysis.intervals import describe
 from sphere_rl.analysis.summary import (
     NOT_VARIANT_KEYS,
     PER_TASK_METRICS,
     SUMMARY_METRICS,
+    ExperimentSummary,
     RunMetrics,
     Summary,
 )
@@ -44,16 +50,20 @@ class Table:
     @property
     def full_caption(self) -> str:
         """The caption, plus what a reader must know about intervals from too few seeds."""
-        counts = {v.n for row in self.rows for v in row if isinstance(v, Interval) and v.defined}
+        return " ".join([self.caption, *self.interval_notes()]).strip()
+
+    def interval_notes(self) -> list[str]:
+        """One line per caveat of the table's brackets: single seeds, ``†``."""
+        cells = [v for row in self.rows for v in row if isinstance(v, Interval) and v.defined]
         notes = []
-        if 1 in counts:
-            notes.append("A value without an interval comes from a single seed.")
-        if any(1 < n < MIN_CI_SEEDS for n in counts):
+        if any(v.n == 1 for v in cells):
+            notes.append("A value marked (n=1) comes from a single seed: no interval.")
+        if any(1 < v.n and not v.is_ci for v in cells):
             notes.append(
                 f"{NOT_A_CI_MARK}: fewer than {MIN_CI_SEEDS} seeds; the bracket is the range of a"
                 " bootstrap over so few values, not a 95% confidence interval."
             )
-        return " ".join([self.caption, *notes]).strip()
+        return notes
 
     def to_markdown(self) -> str:
         lines = [
@@ -184,12 +194,13 @@ def _csv_number(value: float) -> str:
 # ------------------------------------------------------------------------------- the report tables
 def summary_table(summary: Summary) -> Table:
     """Per sequence, method variant and protocol: the headline metrics with 95% CIs."""
+    what = describe(summary.interval)
     columns = [Column("sequence", "sequence"), Column("method", "method"),
                Column("protocol", "protocol"), Column("seeds", "seeds")]  # fmt: skip
     columns += [Column(key, title) for key, title in SUMMARY_METRICS.items()]
     table = Table(
         "summary",
-        "Summary (finished runs; mean over seeds [95% bootstrap CI])",
+        f"Summary (finished runs; mean over seeds [{what}])",
         columns,
         caption="Average success: each task's success at the end of its own training, averaged"
         " over tasks (the SPHERE paper's metric). Average performance, forgetting and forward"
@@ -205,7 +216,8 @@ def summary_table(summary: Summary) -> Table:
 
 def per_task_table(summary: Summary) -> Table:
     """Per experiment and task: the per-task quantities behind the summary, mean over seeds with
-    95% bootstrap CIs."""
+    95% CIs."""
+    what = describe(summary.interval)
     columns = [Column("sequence", "sequence"), Column("method", "method"),
                Column("protocol", "protocol"), Column("seeds", "seeds"),
                Column("task_index", "#"), Column("task", "task")]  # fmt: skip
@@ -214,7 +226,7 @@ def per_task_table(summary: Summary) -> Table:
     columns += [Column(names.get(key, key), title) for key, title in PER_TASK_METRICS.items()]
     table = Table(
         "per_task",
-        "Per task (finished runs; mean over seeds [95% bootstrap CI])",
+        f"Per task (finished runs; mean over seeds [{what}])",
         columns,
         caption="Success at the end of the task's own training, success after the last task"
         " (CRL), normalised area under the success curve during the task's own training, and"
@@ -323,3 +335,102 @@ def _config_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ",".join(map(str, value))
     return str(value)
+
+
+# ------------------------------------------------------------------------------- comparisons
+DEFAULT_REFERENCE = "topk_moe"  # the SPHERE paper's baseline
+
+
+def _by_key(summary: Summary) -> dict[tuple[str, str], dict[str, ExperimentSummary]]:
+    """(sequence, protocol) → method label → experiment."""
+    groups: dict[tuple[str, str], dict[str, ExperimentSummary]] = {}
+    for exp in summary.experiments:
+        groups.setdefault((exp.sequence, exp.protocol), {})[exp.label] = exp
+    return groups
+
+
+def format_p(p: float) -> str:
+    """A p-value for a table: three significant digits, ``<0.001`` below that, ``—`` if NaN."""
+    if math.isnan(p):
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3g}"
+
+
+def differences_table(
+    summary: Summary, reference: str = DEFAULT_REFERENCE, test: str = "welch"
+) -> Table:
+    """Every method against ``reference`` (same sequence and protocol), per summary metric:
+    difference of means over seeds, its 95% Welch interval, the p of ``test``, and both n."""
+    columns = [Column("sequence", "sequence"), Column("protocol", "protocol"),
+               Column("method", "method"), Column("metric", "metric"),
+               Column("n", "n"), Column("n_reference", "n ref"),
+               Column("difference", "difference [95% Welch CI]"),
+               Column("p", f"p ({test})")]  # fmt: skip
+    table = Table(
+        "differences",
+        f"Differences against {reference} (method − reference)",
+        columns,
+        caption=f"Mean over seeds of each method minus that of {reference} on the same sequence"
+        " and protocol, with Welch's 95% t interval (unequal variances) and the two-sided p of "
+        + ("Welch's t-test." if test == "welch" else "a permutation test (exact enumeration of"
+           " the seed relabellings when there are at most 20,000).")
+        + " n, n ref: seeds of the method and of the reference. No correction for multiple"
+        " comparisons.",
+    )  # fmt: skip
+    for (sequence, protocol), labels in sorted(_by_key(summary).items()):
+        ref = labels.get(reference)
+        if ref is None:
+            continue
+        for label, exp in sorted(labels.items()):
+            if label == reference:
+                continue
+            for key, title in SUMMARY_METRICS.items():
+                d = difference(_seed_values(exp, key), _seed_values(ref, key), test)
+                if math.isnan(d.diff):
+                    continue
+                cell = Interval(d.diff, d.low, d.high, min(d.n_a, d.n_b), "welch")
+                table.rows.append([sequence, protocol, label, title, d.n_a, d.n_b, cell,
+                                   format_p(d.p)])  # fmt: skip
+    return table
+
+
+def _seed_values(exp: ExperimentSummary, key: str) -> list[float]:
+    return [getattr(m, key) for m in exp.runs]
+
+
+def aggregates_table(summary: Summary, reference: str = DEFAULT_REFERENCE) -> Table:
+    """rliable's aggregates of the per-task success at the end of each task's own training
+    (seeds × tasks): mean, IQM, optimality gap, and P(method > reference), each with a 95%
+    stratified bootstrap CI."""
+    columns = [Column("sequence", "sequence"), Column("method", "method"),
+               Column("protocol", "protocol"), Column("seeds", "seeds"), Column("tasks", "tasks"),
+               Column("mean", "mean"), Column("iqm", "IQM"),
+               Column("optimality_gap", "optimality gap"),
+               Column("p_improvement", f"P(> {reference})")]  # fmt: skip
+    table = Table(
+        "aggregates",
+        "Aggregates over tasks × seeds (success at end of own training; 95% stratified bootstrap"
+        " CI)",
+        columns,
+        caption="rliable's estimators (Agarwal et al., 2021): IQM is the mean of the middle 50% of"
+        " all seed × task scores; optimality gap the mean shortfall below success 1; P(> ref) the"
+        f" probability that the method beats {reference} on a random task and seed pair. Intervals"
+        " resample seeds within each task.",
+    )
+    groups = _by_key(summary)
+    for exp in summary.experiments:
+        scores = np.array([m.own_end for m in exp.runs], dtype=float)
+        scores = scores[np.isfinite(scores).all(axis=1)]
+        if not scores.size:
+            continue
+        agg = aggregates(scores)
+        ref = groups[(exp.sequence, exp.protocol)].get(reference)
+        poi = None
+        if ref is not None and exp is not ref:
+            ref_scores = np.array([m.own_end for m in ref.runs], dtype=float)
+            ref_scores = ref_scores[np.isfinite(ref_scores).all(axis=1)]
+            if ref_scores.size and ref_scores.shape[1] == scores.shape[1]:
+                poi = improvement(scores, ref_scores)
+        table.rows.append([exp.sequence, exp.label, exp.protocol, len(scores), scores.shape[1],
+                           agg.mean, agg.iqm, agg.optimality_gap, poi])  # fmt: skip
+    return table

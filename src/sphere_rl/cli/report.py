@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -11,7 +11,24 @@ from rich.markup import escape
 from sphere_rl.cli.common import fail, print_provenance
 from sphere_rl.cli.output import make_console, name_table, print_json
 
+if TYPE_CHECKING:
+    from sphere_rl.analysis.tables import Table
+
 console = make_console()
+
+
+def print_table(table: Table, names: int) -> None:
+    """``table`` on the terminal (its first ``names`` columns never wrap) and, under it, the
+    caption lines a reader needs for its brackets (single seeds, ``†``)."""
+    from sphere_rl.analysis.tables import format_cell
+
+    titles = [c.title for c in table.columns]
+    out = name_table(table.title, titles[:names], titles[names:])
+    for row in table.rows:
+        out.add_row(*[format_cell(value) for value in row])
+    console.print(out)
+    for note in table.interval_notes():
+        console.print(note, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +46,28 @@ def report(
             " index.html embeds it)."
         ),
     ] = "png,pdf,svg",
+    interval: Annotated[
+        str,
+        typer.Option(
+            help="Interval of a mean over seeds: t (Student-t, the default: holds its 95% coverage"
+            " at 3-10 seeds), bca (BCa bootstrap) or percentile (rliable's percentile bootstrap;"
+            " under-covers at few seeds)."
+        ),
+    ] = "t",
+    reference: Annotated[
+        str,
+        typer.Option(
+            help="Method label every other method is compared with (differences table,"
+            " P(improvement))."
+        ),
+    ] = "topk_moe",
+    test: Annotated[
+        str,
+        typer.Option(
+            help="p-value of a difference: welch (Welch's t-test) or permutation (exact when few"
+            " seeds)."
+        ),
+    ] = "welch",
     as_json: Annotated[
         bool,
         typer.Option(
@@ -46,17 +85,21 @@ def report(
     ] = False,
 ) -> None:
     """Summarise runs (any mix of methods, seeds, protocols): Markdown/CSV/LaTeX tables with 95%
-    bootstrap CIs, figures (PNG, PDF, SVG), and one self-contained HTML page (OUT/index.html)."""
+    intervals over seeds, aggregates over tasks × seeds, differences against a reference method,
+    figures (PNG, PDF, SVG), raw values (OUT/raw.csv) and one self-contained HTML page
+    (OUT/index.html)."""
+    from sphere_rl.analysis.differences import check_test
+    from sphere_rl.analysis.intervals import check_method
     from sphere_rl.analysis.report import build_report, check_formats
-    from sphere_rl.analysis.tables import format_cell
 
     try:
-        result = build_report(
-            runs_dir, out, reps=reps, formats=check_formats(formats.split(",")), strict=strict
-        )
+        result = build_report(runs_dir, out, reps=reps, formats=check_formats(formats.split(",")),
+                              interval=check_method(interval), reference=reference,
+                              test=check_test(test), strict=strict)  # fmt: skip
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
-    (summary, *_), partial = result.tables, result.summary.partial
+    summary, partial = result.tables[0], result.summary.partial
+    differences = next(t for t in result.tables if t.name == "differences")
     if as_json:
         print_json({
             "report": str(out / "index.html"), "title": summary.title,
@@ -68,12 +111,12 @@ def report(
             "provenance": result.provenance.to_dict(),
         })  # fmt: skip
         return
-    # Sequence and method label are names; the numbers may fold.
-    titles = [c.title for c in summary.columns]
-    table = name_table(summary.title, titles[:2], titles[2:])
-    for row in summary.rows:
-        table.add_row(*[format_cell(value) for value in row])
-    console.print(table)
+    print_table(summary, 2)
+    if differences.rows:
+        print_table(differences, 3)
+    else:
+        console.print(f"no differences: no finished {reference} runs on the same sequence and"
+                      " protocol (--reference names the method to compare with)", highlight=False)  # fmt: skip
     if partial:
         names = ", ".join(f"{m.run.name} ({m.run.state})" for m in partial)
         console.print(f"[yellow]{len(partial)} partial run(s), reported apart:[/yellow] {names}")
