@@ -41,6 +41,8 @@ def report(
     from sphere_rl.analysis.report import build_report, check_formats
     from sphere_rl.analysis.tables import format_cell
 
+    if reps < 1:
+        fail(f"--reps must be >= 1 (bootstrap resamples per interval), got {reps}")
     try:
         result = build_report(runs_dir, out, reps=reps, formats=check_formats(formats.split(",")))
     except (FileNotFoundError, ValueError) as err:

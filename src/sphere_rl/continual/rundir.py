@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import io
 import json
@@ -45,6 +46,18 @@ EVAL_COLUMNS = (
     "return",
     "episodes",
 )
+
+
+# Errors of where files go, not of the code: a full disk or quota (the machine's side) and a
+# read-only, unwritable or too long path (the user's). A run stopped by one is interrupted, not
+# failed: the same command continues it once the cause is gone.
+FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+UNWRITABLE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG})
+
+
+def is_storage_error(err: BaseException) -> bool:
+    """Whether ``err`` is a full disk or an unwritable path rather than a bug."""
+    return isinstance(err, OSError) and err.errno in FULL_DISK_ERRNOS | UNWRITABLE_ERRNOS
 
 
 LOCK_NAME = ".lock"
