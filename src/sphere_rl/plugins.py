@@ -61,6 +61,7 @@ def _import_file(path: Path) -> ModuleType:
     loaded = sys.modules.get(name)
     if loaded is not None and getattr(loaded, "__file__", None) == str(path):
         return loaded
+    _check_not_shadowing(name, path)
     module_spec = importlib.util.spec_from_file_location(name, path)
     if module_spec is None or module_spec.loader is None:
         raise PluginError(f"plug-in file {path} cannot be imported as a Python module")
@@ -72,6 +73,26 @@ def _import_file(path: Path) -> ModuleType:
         del sys.modules[name]
         raise
     return module
+
+
+def _check_not_shadowing(name: str, path: Path) -> None:
+    """Refuse a plug-in file named like another module (``json.py``): importing it would replace
+    that module here, and a sweep's workers, which import plug-ins by name, would get the other
+    module instead and miss the plug-in's methods."""
+    other = sys.modules.get(name)
+    origin = getattr(other, "__file__", None) if other is not None else None
+    if other is None:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        origin = spec.origin if spec is not None else None
+        if spec is None or (origin is not None and Path(origin).resolve() == path):
+            return
+    raise PluginError(
+        f"plug-in file {path} has the name of the module {name!r} ({origin or 'built in'}); rename"
+        f" the file (e.g. {name}_plugin.py) so that both can be imported"
+    )
 
 
 def plugin_locations(modules: Sequence[ModuleType]) -> list[tuple[str, str]]:

@@ -137,10 +137,28 @@ CASES = {
     "sweep-out-is-a-file": Case(["sweep", "--methods", "ppo", "--tasks", "reach-v3", "--out",
                                  "{tmp}/runs", "--dry-run"],
                                 ["runs is a file"], _write("runs", "")),
+    "sweep-plugin-named-like-a-module": Case(
+        ["sweep", "--methods", "ppo", "--tasks", "reach-v3", "--plugin", "{tmp}/json.py", *OUT,
+         "--dry-run"],
+        ["json.py has the name of the module 'json'", "rename the file (e.g. json_plugin.py)"],
+        _write("json.py", "X = 1\n")),
+    "sweep-vary-unbalanced-list": Case(
+        ["sweep", "--methods", "ppo", "--tasks", "reach-v3", "--vary", "hidden=[8,8],[16", *OUT,
+         "--dry-run"], ["unbalanced brackets; write list values like hidden=[8,8],[16]"]),
+    # Paths the file system cannot hold (a name over NAME_MAX, a path near PATH_MAX).
+    "out-name-too-long": Case(["train", *NEW, "--out", "{tmp}/" + "x" * 300],
+                              ["is 300 bytes long; this file system allows at most 255 bytes"]),
+    "out-path-too-long": Case(["train", *NEW, "--out", "{tmp}" + "/d" * 2000],
+                              ["run directories need it shorter than", "(PATH_MAX 4096)"]),
+    "sweep-out-name-too-long": Case(["sweep", "--methods", "ppo", "--tasks", "reach-v3",
+                                     "--out", "{tmp}/" + "x" * 300, "--dry-run"],
+                                    ["is 300 bytes long"]),
     # Reading runs back.
     "eval-not-a-run": Case(["eval", "{tmp}/nothing"], ["no checkpoint 'latest.pt'"]),
     "report-no-runs": Case(["report", "{tmp}", "--out", "{tmp}/report"],
                            ["no run directories (with a config.json) under"]),
+    "report-zero-reps": Case(["report", "{tmp}", "--reps", "0", "--out", "{tmp}/report"],
+                             ["--reps must be >= 1 (bootstrap resamples per interval), got 0"]),
 }  # fmt: skip
 if not torch.cuda.is_available():
     CASES["device-cuda-without-cuda"] = Case(
@@ -265,6 +283,15 @@ def test_eval_and_entk_on_a_truncated_checkpoint(finished_run, command):
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "task_000_end.pt is damaged (truncated or not a checkpoint)" in _flat(result.output)
     assert snapshot(finished_run) == before
+
+
+def test_report_with_zero_resamples_is_refused_before_anything_is_written(finished_run, tmp_path):
+    before = snapshot(tmp_path)
+    result = _invoke("report", str(finished_run.parent), "--out", str(tmp_path / "report"),
+                     "--reps", "0")  # fmt: skip
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "--reps must be >= 1" in _flat(result.output)
+    assert snapshot(tmp_path) == before
 
 
 def test_report_lists_an_unreadable_run_and_reports_the_others(finished_run, tmp_path):

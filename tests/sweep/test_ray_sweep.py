@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -79,30 +80,44 @@ def _session_alive(session: int) -> bool:
 @pytest.mark.slow
 def test_sweep_killed_mid_way_resumes_and_skips_finished_runs(tmp_path, config_file):
     cfg_file, out = config_file(TWO_TASKS), tmp_path / "runs"
-    args = ("--methods", "ppo,sphere", "--seeds", "0-1", "--protocols", "crl")
+    # The first run to write a checkpoint then waits to be killed: it cannot finish before the
+    # kill on any machine, so exactly that run must resume (the test used to race the workers).
+    plugin = tmp_path / "block_first_checkpoint.py"
+    shutil.copy(Path(__file__).with_name(plugin.name), plugin)
+    blocked_file = tmp_path / "blocked"
+    args = (
+        "--methods",
+        "ppo,sphere",
+        "--seeds",
+        "0-1",
+        "--protocols",
+        "crl",
+        "--plugin",
+        str(plugin),
+    )
     driver = subprocess.Popen(
         sweep_cmd(cfg_file, out, *args), env=ENV, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline, killed_at = time.time() + 600, None
+    deadline, killed = time.time() + 600, False
     while time.time() < deadline and driver.poll() is None:
-        states = _states(out)
-        checkpointed = [n for n, s in states.items()
-                        if s == "running" and (out / n / "checkpoints/latest.pt").exists()]  # fmt: skip
-        if "finished" in states.values() and checkpointed:
+        if blocked_file.exists() and "finished" in _states(out).values():
             os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray head it started
-            killed_at = states
+            killed = True
             break
         time.sleep(0.2)
     driver.wait(timeout=60)
-    assert killed_at is not None, "the sweep ended before it could be killed mid-way"
+    assert killed, "the sweep ended, or no run finished, before the blocked run was killed"
     # Ray's workers live in their own process groups; they exit once the raylet is gone.
     while _session_alive(driver.pid) and time.time() < deadline:
         time.sleep(0.5)
     assert not _session_alive(driver.pid)
+    blocked = Path(blocked_file.read_text()).name
+    assert (out / blocked / "checkpoints/latest.pt").exists()
     # Read after the workers are gone: one that was mid-run at the kill may still have finished
     # its run before its raylet died.
     finished = {n for n, s in _states(out).items() if s == "finished"}
+    assert finished and blocked not in finished
     before = {n: (out / n / "metrics.jsonl").read_bytes() for n in finished}
 
     second = subprocess.run(
@@ -117,5 +132,9 @@ def test_sweep_killed_mid_way_resumes_and_skips_finished_runs(tmp_path, config_f
             assert (out / name / "metrics.jsonl").read_bytes() == before[name]
         else:
             assert outcome["result"] == "finished"
-    resumed = [o for o in summary.values() if o["action"] == "resume"]
-    assert resumed, "a run interrupted after its first checkpoint must resume, not restart"
+    assert summary[blocked]["action"] == "resume", "a run killed after a checkpoint must resume"
+    records = [
+        json.loads(line) for line in (out / blocked / "metrics.jsonl").read_text().splitlines()
+    ]
+    steps = [r["global_step"] for r in records if r["kind"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == 600  # continued, nothing trained twice

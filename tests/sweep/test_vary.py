@@ -20,6 +20,17 @@ def test_parse_variation_reads_json_values_and_keeps_words():
             parse_variation(bad)
 
 
+def test_list_values_are_split_outside_brackets_and_get_compact_folders(tmp_path):
+    # It used to split inside the brackets, then fail with TypeError (a list is unhashable).
+    assert parse_variation("hidden=[8,8],[16], [8, 8]") == ("hidden", [[8, 8], [16]])
+    with pytest.raises(ConfigError, match="unbalanced brackets"):
+        parse_variation("hidden=[8,8],16]")
+    grid = SweepGrid(["ppo"], [0], ["crl"], base=ONE_TASK, variations={"hidden": [[8, 8], [16]]})
+    plans = plan_runs(expand_grid(grid), tmp_path, vary=["hidden"])
+    assert [list(p.cfg.hidden) for p in plans] == [[8, 8], [16]]
+    assert [p.run_dir.parent.name for p in plans] == ["hidden=[8,8]", "hidden=[16]"]
+
+
 def test_variations_multiply_the_grid_and_get_their_own_folders(tmp_path):
     grid = SweepGrid(["sphere"], [0, 1], ["crl"], base=ONE_TASK,
                      variations={"rho": [1e-3, 1e-1], "sphere_mode": ["grad", "loss"]})  # fmt: skip

@@ -3,7 +3,8 @@
 probe states" without recomputing the kernels.
 
 One record per (checkpoint, probe task, probe size, kernel kind); a later ``sphere entk`` call
-replaces the records it recomputes and keeps the others. The file is written atomically.
+replaces the records it recomputes and keeps the others. The file is written atomically, under
+its own lock (``.entk.json.lock``), so concurrent ``sphere entk`` commands keep every record.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from sphere_rl.continual.rundir import atomic_write_json, read_json
+from sphere_rl.continual.rundir import read_json, update_json
 
 ENTK_FILE = "entk.json"
 _TASK_END = re.compile(r"task_(\d+)_end")
@@ -40,13 +41,18 @@ def read_entk_records(run_dir: Path) -> list[dict[str, Any]]:
 
 def save_entk_records(run_dir: Path, records: Iterable[dict[str, Any]]) -> Path:
     """Merge ``records`` (keys: checkpoint, probe_task_index, probe_task, samples, trace_outputs,
-    entk_rank, proxy_rank) into ``run_dir/entk.json``; returns its path."""
-    merged = {_key(r): r for r in read_entk_records(run_dir)}
-    for record in records:
-        merged[_key(record)] = {**record, "train_task_index": checkpoint_task(record["checkpoint"])}
-    ordered = sorted(merged.values(), key=lambda r: (r["checkpoint"], r["probe_task_index"]))
+    entk_rank, proxy_rank) into ``run_dir/entk.json``; returns its path. The merge holds the
+    file's lock (:func:`~sphere_rl.continual.rundir.update_json`): two ``sphere entk`` commands
+    on one run both keep their records."""
+    new = [{**r, "train_task_index": checkpoint_task(r["checkpoint"])} for r in records]
+
+    def merge(saved: dict[str, Any]) -> dict[str, Any]:
+        merged = {_key(r): r for r in saved["records"]} | {_key(r): r for r in new}
+        ordered = sorted(merged.values(), key=lambda r: (r["checkpoint"], r["probe_task_index"]))
+        return {"records": ordered}
+
     path = Path(run_dir) / ENTK_FILE
-    atomic_write_json(path, {"records": ordered})
+    update_json(path, merge, default={"records": []})
     return path
 
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import typer
 
+from sphere_rl.cli.common import CommandGroup
+
 app = typer.Typer(
     name="sphere",
+    cls=CommandGroup,  # a full disk or an unwritable path: one line, not a traceback
     help="SPHERE: spectral plasticity for Mixture-of-Experts policies in continual RL.",
     no_args_is_help=True,
     add_completion=False,

@@ -11,9 +11,13 @@ import os
 from pathlib import Path
 from typing import Any, NoReturn
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
+
+from sphere_rl.continual.rundir import FULL_DISK_ERRNOS, is_storage_error
 
 err_console = Console(stderr=True, soft_wrap=True)  # a message stays one line in logs
 
@@ -22,6 +26,32 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code`` (2: the user's mistake)."""
     err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
     raise typer.Exit(code)
+
+
+class CommandGroup(TyperGroup):
+    """The ``sphere`` command group: a full disk or an unwritable path ends any command with one
+    line naming the file (exit 1 for a full disk, 2 for a path the user can fix), never a
+    traceback. Runs stay resumable (the runner leaves them ``running``), so the same command
+    continues once the cause is gone."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as err:
+            if not is_storage_error(err):
+                raise
+            fail(storage_message(err), code=1 if err.errno in FULL_DISK_ERRNOS else 2)
+
+
+def storage_message(err: OSError) -> str:
+    """One line for a full disk or an unwritable path: what, where, and what to do."""
+    where = f" writing {err.filename}" if err.filename else ""
+    if err.errno in FULL_DISK_ERRNOS:
+        hint = "free some space"
+    else:
+        hint = "make it writable or use another path"
+    return (f"{err.strerror or err}{where}; {hint}, then run the same command again"
+            " (a run continues from its last checkpoint)")  # fmt: skip
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -40,9 +70,16 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return loaded
 
 
+# Room kept below PATH_MAX for what goes inside --out: a run directory's name (one component at
+# most) and its files' names (checkpoints/.task_000_end.pt.XXXXXXXX.tmp).
+_RUN_PATH_ROOM = 255 + 64
+
+
 def check_out_dir(out: Path, flag: str = "--out") -> None:
-    """Exit 2 if run directories cannot be created under ``out`` (a file, or no permission)."""
+    """Exit 2 if run directories cannot be created under ``out`` (a file, no permission, a name
+    longer than the file system allows, or a path leaving no room below PATH_MAX)."""
     out = Path(out)
+    _check_path_length(out, flag)
     existing = out
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -60,3 +97,23 @@ def print_provenance(console: Console, summary: Any) -> None:
         console.print(f"provenance: {escape(line)}", highlight=False, soft_wrap=True)
     for line in summary.warnings():
         console.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
+
+
+def _check_path_length(out: Path, flag: str) -> None:
+    """Exit 2 naming the component of ``out`` longer than NAME_MAX, or the length of a path that
+    leaves no room for run directories below PATH_MAX (Linux: 255 and 4096 bytes)."""
+    existing = Path(out.absolute().anchor)  # the deepest existing directory, found from the top
+    for part in out.absolute().parts[1:]:
+        if len(os.fsencode(part)) > 255 or not (existing / part).is_dir():
+            break  # (a name over 255 bytes makes is_dir raise, not answer)
+        existing = existing / part
+    name_max = os.pathconf(existing, "PC_NAME_MAX")
+    for part in out.parts:
+        if len(os.fsencode(part)) > name_max:
+            fail(f"{flag}: the name {part[:40]}... is {len(os.fsencode(part))} bytes long; this"
+                 f" file system allows at most {name_max} bytes per name")  # fmt: skip
+    path_max = os.pathconf(existing, "PC_PATH_MAX")
+    length = len(os.fsencode(str(out.absolute())))
+    if length + _RUN_PATH_ROOM > path_max:
+        fail(f"{flag}: the path is {length} bytes long; run directories need it shorter than"
+             f" {path_max - _RUN_PATH_ROOM} bytes (PATH_MAX {path_max}); use a shorter path")  # fmt: skip

@@ -92,6 +92,8 @@ def report(
     from sphere_rl.analysis.intervals import check_method
     from sphere_rl.analysis.report import build_report, check_formats
 
+    if reps < 1:
+        fail(f"--reps must be >= 1 (bootstrap resamples per interval), got {reps}")
     try:
         result = build_report(runs_dir, out, reps=reps, formats=check_formats(formats.split(",")),
                               interval=check_method(interval), reference=reference,

@@ -131,10 +131,13 @@ def sweep(
         configs = expand_grid(grid)
         for cfg in configs:  # an unknown method or plug-in fails here, not in every worker
             resolve_method(cfg)
+    except (ConfigError, ValueError) as err:
+        fail(str(err))
+    check_out_dir(out)  # before planning reads what is there
+    try:
         plans = plan_runs(configs, out, retry_failed, list(variations))
     except (ConfigError, ValueError) as err:
         fail(str(err))
-    check_out_dir(out)
     if gpus_per_run > 0 and all(p.cfg.device == "cpu" for p in plans):
         console.print("[yellow]warning:[/yellow] GPUs are reserved but device is cpu; set"
                       ' "device": "cuda" in --config to use them.')  # fmt: skip

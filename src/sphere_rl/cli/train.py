@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any
@@ -178,6 +179,9 @@ def train(
         run_dir = out / run_dir_name(cfg)
     else:
         run_dir = resume
+        if not os.access(resume, os.W_OK | os.X_OK):  # also a read-only file system, even as root
+            fail(f"--resume {resume}: the run directory is read-only (no permission to write in"
+                 " it); make it writable, then run the same command again")  # fmt: skip
     _check_device(cfg, resume)
     if dry_run:
         _print_dry_run(cfg, run_dir)

@@ -16,6 +16,7 @@ Layout of a run directory::
     eval.csv             every evaluation (regenerated from metrics.jsonl)
     error.log            the traceback of every crash (a bug, not a user's mistake)
     .lock                held (``flock``) by the process training the run; holds its PID
+    entk.json            ``sphere entk`` results (read-merge-written under ``.entk.json.lock``)
     tb/                  TensorBoard events
     checkpoints/latest.pt, checkpoints/task_XXX_end.pt
 """
@@ -24,13 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import io
 import json
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,18 @@ EVAL_COLUMNS = (
     "return",
     "episodes",
 )
+
+
+# Errors of where files go, not of the code: a full disk or quota (the machine's side) and a
+# read-only, unwritable or too long path (the user's). A run stopped by one is interrupted, not
+# failed: the same command continues it once the cause is gone.
+FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+UNWRITABLE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG})
+
+
+def is_storage_error(err: BaseException) -> bool:
+    """Whether ``err`` is a full disk or an unwritable path rather than a bug."""
+    return isinstance(err, OSError) and err.errno in FULL_DISK_ERRNOS | UNWRITABLE_ERRNOS
 
 
 LOCK_NAME = ".lock"
@@ -79,14 +93,54 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     """Delete the temporary files of atomic writes a kill interrupted (``.<name>.*.tmp`` in the
     run directory and its ``checkpoints/``); returns what was removed. Only call it while holding
-    the run's lock, or a live writer's file could go."""
+    the run's lock, or a live writer's file could go. The temporary of a file shared with other
+    commands (:func:`update_json`, e.g. ``sphere entk``'s) is removed only while its file lock is
+    free, and under it: its writer does not hold the run's lock."""
     removed = []
     for folder in (Path(run_dir), Path(run_dir) / "checkpoints"):
         for tmp in folder.glob(f".*{_TMP_SUFFIX}"):
-            if tmp.is_file():
-                tmp.unlink(missing_ok=True)
-                removed.append(tmp)
+            target = folder / tmp.name[1 : -len(_TMP_SUFFIX)].rsplit(".", 1)[0]
+            with file_lock(target, blocking=False) as free:
+                if free and tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+                    removed.append(tmp)
     return removed
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
+    """Exclusive ``flock`` on ``.<name>.lock`` beside ``path``, for the read-merge-write of a file
+    that several commands update (the run's own ``.lock`` is held for a whole training run, so
+    these must not wait for it). Yields whether the lock is held: always when ``blocking``;
+    ``False`` without waiting when another process holds it. No lock file is created for a
+    non-blocking probe (a file nobody ever locked has no writer to protect)."""
+    lock = Path(path).with_name(f".{Path(path).name}.lock")
+    if not blocking and not lock.exists():
+        yield True
+        return
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True  # closing the handle releases the lock
+
+
+def update_json(path: Path, update: Callable[[Any], Any], default: Any = None) -> Any:
+    """Read ``path`` (``default`` if absent), apply ``update`` and write the result atomically,
+    all under :func:`file_lock`, so that concurrent updaters never drop each other's changes.
+    Returns what was written.
+
+    Raises:
+        RunFileError: if the existing file is not valid JSON.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path):
+        new = update(read_json(path) if path.is_file() else default)
+        atomic_write_json(path, new)
+    return new
 
 
 class RunBusyError(RuntimeError):

@@ -52,6 +52,7 @@ from sphere_rl.continual.rundir import (
     RunFileError,
     append_error_log,
     atomic_write_json,
+    is_storage_error,
     read_json,
     read_jsonl,
     remove_stale_temporaries,
@@ -230,6 +231,8 @@ class ContinualRunner:
             self._write_status("failed", error=str(err))
             raise
         except Exception as err:  # any crash: say so in status.json; the checkpoint stays valid
+            if is_storage_error(err):  # a full disk, not a failed run: it stays resumable
+                raise
             self._write_status("failed", error=f"{type(err).__name__}: {err}")
             append_error_log(
                 self.run_dir,

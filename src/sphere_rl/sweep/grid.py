@@ -37,17 +37,38 @@ def parse_names(text: str) -> list[str]:
 def parse_variation(text: str) -> tuple[str, list[Any]]:
     """``"rho=1e-3,1e-2"`` → ``("rho", [0.001, 0.01])``: one configuration key and its values.
 
-    Each value is read as JSON where it parses (numbers, ``true``, ``null``) and kept as a string
-    otherwise (``grad``); :func:`expand_grid` validates them like any configuration key.
+    Values are separated by the commas outside brackets, so a list-valued key works:
+    ``"hidden=[8,8],[16]"`` → ``("hidden", [[8, 8], [16]])``. Each value is read as JSON where it
+    parses (numbers, lists, ``true``, ``null``) and kept as a string otherwise (``grad``);
+    :func:`expand_grid` validates them like any configuration key.
 
     Raises:
-        ConfigError: without ``=``, with an empty key or without values.
+        ConfigError: without ``=``, with an empty key, without values, or with unbalanced brackets.
     """
     key, eq, values = text.partition("=")
-    names = [v.strip() for v in values.split(",") if v.strip()]
+    names = [v.strip() for v in _split_top_level(values, text) if v.strip()]
     if not eq or not key.strip() or not names:
         raise ConfigError(f"--vary {text!r}: expected KEY=VALUE[,VALUE...], e.g. rho=1e-3,1e-2")
-    return key.strip(), list(dict.fromkeys(_json_or_text(v) for v in names))
+    unique: dict[Any, Any] = {}
+    for value in map(_json_or_text, names):  # lists are unhashable: keyed by their JSON
+        unique.setdefault(json.dumps(value) if isinstance(value, list | dict) else value, value)
+    return key.strip(), list(unique.values())
+
+
+def _split_top_level(values: str, text: str) -> list[str]:
+    """``"[8,8],[16]"`` → ``["[8,8]", "[16]"]``: split at the commas outside ``[]``/``{}``."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(values):
+        depth += (char in "[{") - (char in "]}")
+        if depth < 0:
+            break
+        if char == "," and depth == 0:
+            parts.append(values[start:i])
+            start = i + 1
+    if depth != 0:
+        raise ConfigError(f"--vary {text!r}: unbalanced brackets; write list values like"
+                          " hidden=[8,8],[16]")  # fmt: skip
+    return [*parts, values[start:]]
 
 
 def _json_or_text(text: str) -> Any:
@@ -59,7 +80,14 @@ def _json_or_text(text: str) -> Any:
 
 def variant_name(cfg: ExperimentConfig, keys: list[str]) -> str:
     """The folder of one variation, e.g. ``rho=0.01,sphere_mode=grad`` (empty without keys)."""
-    return ",".join(f"{key}={getattr(cfg, key)}" for key in keys)
+    return ",".join(f"{key}={_folder_value(getattr(cfg, key))}" for key in keys)
+
+
+def _folder_value(value: Any) -> str:
+    # A list without spaces (hidden=[8,8]); any other value as before.
+    return (
+        json.dumps(value, separators=(",", ":")) if isinstance(value, list | tuple) else str(value)
+    )
 
 
 @dataclass(frozen=True)

@@ -115,9 +115,22 @@ def train_run(
                 status = runner.run()
         outcome.update(result=status["state"], global_step=status["global_step"])
     except Exception as err:  # reported to the driver; the run directory keeps its checkpoints
-        outcome.update(error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+        # A refusal (another sweep's run, a busy or damaged directory, a full disk) is one line;
+        # a bug keeps its traceback.
+        trace = None if _is_refusal(err) else traceback.format_exc()
+        outcome.update(error=f"{type(err).__name__}: {err}", traceback=trace)
     outcome["seconds"] = time.perf_counter() - start
     return outcome
+
+
+def _is_refusal(err: Exception) -> bool:
+    from sphere_rl.config import ConfigError
+    from sphere_rl.continual.rundir import RunBusyError, RunFileError, is_storage_error
+    from sphere_rl.continual.runner import ResumeError, RunDamagedError
+    from sphere_rl.plugins import PluginError
+
+    refusals = (ConfigError, ResumeError, RunDamagedError, RunBusyError, RunFileError, PluginError)
+    return isinstance(err, refusals) or is_storage_error(err)
 
 
 def skipped_outcome(plan: PlannedRun) -> RunOutcome:
