@@ -113,7 +113,7 @@ def test_physics_only_model_refuses_bodies_that_take_inertia_from_geoms():
 
 
 def test_unknown_physics_model_is_refused():
-    with pytest.raises(ValueError, match="physics_model.*shared, private"):
+    with pytest.raises(ValueError, match=r"physics_model.*shared, private"):
         make_h1_env("h1-walk", physics_model="tiny")
 
 

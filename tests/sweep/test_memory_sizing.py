@@ -43,7 +43,9 @@ def test_run_memory_is_the_largest_family_of_the_sweep():
     both = run_memory_gib({"h1", "metaworld"})
     assert both == max(RUN_MEMORY_GIB["h1"], RUN_MEMORY_GIB["metaworld"])
     assert run_memory_gib({"metaworld"}) == RUN_MEMORY_GIB["metaworld"]
-    assert run_memory_gib({"unknown-family"}) == max(RUN_MEMORY_GIB.values())  # err on the safe side
+    assert run_memory_gib({"unknown-family"}) == max(
+        RUN_MEMORY_GIB.values()
+    )  # err on the safe side
 
 
 def test_available_memory_reads_memavailable(tmp_path):
@@ -57,8 +59,22 @@ def test_dry_run_says_how_many_runs_go_at_once(tmp_path, monkeypatch):
     gib = RUN_MEMORY_GIB["h1"]
     result = CliRunner().invoke(
         app,
-        ["sweep", "--benchmark", "hb5", "--methods", "ppo,sphere", "--seeds", "0-3", "--preset",
-         "quick", "--num-cpus", "8", "--out", str(tmp_path), "--dry-run"],  # fmt: skip
+        [
+            "sweep",
+            "--benchmark",
+            "hb5",
+            "--methods",
+            "ppo,sphere",
+            "--seeds",
+            "0-3",
+            "--preset",
+            "quick",
+            "--num-cpus",
+            "8",
+            "--out",
+            str(tmp_path),
+            "--dry-run",
+        ],
         terminal_width=200,
     )
     assert result.exit_code == 0, result.output
