@@ -30,8 +30,11 @@ SCRIPT = textwrap.dedent(
         env = make_env(task, seed=0)
         env.reset(seed=0)
         base = env.unwrapped
-        raw = getattr(base, "_raw", base)
-        model, data = raw.model, raw.data
+        if hasattr(base, "_raw"):  # MetaWorld
+            model, data = base._raw.model, base._raw.data
+        else:  # H1: recolour the visual model that rendering uses, not the shared physics one
+            from sphere_rl.envs.h1.render import visual_model_and_data
+            model, data = visual_model_and_data(base)
         z = data.geom_xpos[:, 2]
         model.geom_rgba[:] = (0, 0, 1, 1)
         model.geom_rgba[z < low] = (0, 1, 0, 1)

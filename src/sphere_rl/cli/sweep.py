@@ -148,11 +148,30 @@ def sweep(
         + ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
         + f"); {where}, {cpus_per_run:g} CPU / {gpus_per_run:g} GPU per run"
     )
+    max_concurrent = None
+    if address is None:  # a cluster schedules by its own nodes' resources
+        max_concurrent = _size_by_memory(plans, num_cpus or os.cpu_count() or 1, cpus_per_run)
     if dry_run:
         _print_plan(plans)
         return
-    options = RayOptions(address, num_cpus, cpus_per_run, gpus_per_run, plugins=located)
+    options = RayOptions(address, num_cpus, cpus_per_run, gpus_per_run, plugins=located,
+                         max_concurrent=max_concurrent)  # fmt: skip
     _execute(plans, out, options)
+
+
+def _size_by_memory(plans, cpus: int, cpus_per_run: float) -> int:
+    """Print and return how many runs go at once on this machine (CPUs and free memory)."""
+    from sphere_rl.envs.registry import resolve_tasks, task_spec
+    from sphere_rl.sweep.memory import available_memory_gib, run_memory_gib, size_concurrency
+
+    def families(cfg) -> set[str]:
+        tasks = resolve_tasks(cfg.benchmark if cfg.tasks is None else None, cfg.tasks)
+        return {task_spec(task).family for task in tasks}
+
+    gib_per_run = run_memory_gib(set().union(*(families(p.cfg) for p in plans)))
+    sizing = size_concurrency(cpus, cpus_per_run, available_memory_gib(), gib_per_run)
+    console.print(sizing.message)
+    return sizing.runs
 
 
 def _execute(plans, out: Path, options) -> None:

@@ -159,6 +159,11 @@ class RayOptions:
     gpus_per_run: float = 0.0
     max_retries: int = 2  # re-runs after a worker or node dies (each resumes from a checkpoint)
     plugins: tuple[tuple[str, str], ...] = ()  # (module, sys.path entry) each worker imports
+    max_concurrent: int | None = None  # local instance only: runs at once (memory, sweep/memory.py)
+
+
+# A custom Ray resource with max_concurrent units on the local node; each run takes one.
+RUN_SLOT = "sphere_run_slot"
 
 
 def init_ray(options: RayOptions) -> None:
@@ -171,9 +176,10 @@ def init_ray(options: RayOptions) -> None:
     common = {"log_to_driver": False, "logging_level": logging.ERROR}
     if options.address is None:
         # "local" always starts a new instance, never attaching to someone else's on this host.
+        slots = {RUN_SLOT: options.max_concurrent} if options.max_concurrent else None
         ray.init(address="local", num_cpus=options.num_cpus or os.cpu_count(),
                  include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                 **common)  # fmt: skip
+                 resources=slots, **common)  # fmt: skip
     else:
         ray.init(address=options.address, **common)
 
@@ -207,6 +213,8 @@ def run_sweep(
                 train_run
             )
             resources = {"num_cpus": options.cpus_per_run, "num_gpus": options.gpus_per_run}
+            if options.max_concurrent and options.address is None:
+                resources["resources"] = {RUN_SLOT: 1}
             threads = max(1, int(options.cpus_per_run))
             pending = {}
             for i in todo:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 
-from sphere_rl.envs.h1.model import FRAME_SKIP, CollisionMode, FootCollider, load_h1_model
+from sphere_rl.envs.h1.model import (
+    FRAME_SKIP,
+    CollisionMode,
+    FootCollider,
+    load_h1_model,
+    shared_physics_model,
+)
 from sphere_rl.envs.h1.readout import H1Readout
 from sphere_rl.envs.h1.tasks import H1TaskSpec, get_task
 from sphere_rl.envs.snapshot import (
@@ -21,6 +27,11 @@ from sphere_rl.envs.snapshot import (
 
 # HumanoidBench perturbs every qpos entry (quaternion included) uniformly by this much at reset.
 RESET_NOISE = 0.01
+
+# "shared": the process's physics-only model of the task's arena (training, evaluation);
+# "private": a private copy of the full visual model (the pre-sharing reference, for checks).
+PhysicsModel = Literal["shared", "private"]
+PHYSICS_MODELS: tuple[str, ...] = ("shared", "private")
 
 
 class H1Env(gym.Env[np.ndarray, np.ndarray]):
@@ -35,6 +46,10 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
 
     Time limits are not applied here; :func:`make_h1_env` adds gymnasium's ``TimeLimit``.
     ``get_state()`` / ``set_state()`` snapshot and restore the environment mid-episode.
+
+    By default the environment steps the process's shared physics-only model
+    (:func:`~sphere_rl.envs.h1.model.shared_physics_model`) with its own ``MjData``; rendering
+    mirrors the state into a full visual model built on first use (:mod:`sphere_rl.envs.h1.render`).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -49,6 +64,7 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
         render_mode: str | None = None,
         width: int = 256,
         height: int = 256,
+        physics_model: PhysicsModel = "shared",
     ) -> None:
         self.task_spec = task if isinstance(task, H1TaskSpec) else get_task(task)
         if reset_noise < 0:
@@ -62,7 +78,14 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
         self.reset_noise = float(reset_noise)
         self.frame_skip = FRAME_SKIP
 
-        self.model = load_h1_model(self.task_spec.arena, collision, feet)
+        if physics_model not in PHYSICS_MODELS:
+            raise ValueError(
+                f"unknown physics_model {physics_model!r}; valid: {', '.join(PHYSICS_MODELS)}"
+            )
+        self.model_options = (self.task_spec.arena, collision, feet)
+        self.physics_only = physics_model == "shared"
+        load = shared_physics_model if self.physics_only else load_h1_model
+        self.model = load(*self.model_options)
         self.data = mujoco.MjData(self.model)
         self.readout = H1Readout(self.model, self.data)
         self._qpos = self.data.qpos
@@ -86,6 +109,7 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
         self._episode_return = 0.0
         self._pending_seed: int | None = None
         self._renderer: mujoco.Renderer | None = None
+        self._visual: tuple[mujoco.MjModel, mujoco.MjData] | None = None  # see h1/render.py
 
     @property
     def dt(self) -> float:
@@ -172,6 +196,7 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+        self._visual = None
 
 
 def make_h1_env(
@@ -185,6 +210,7 @@ def make_h1_env(
     width: int = 256,
     height: int = 256,
     max_episode_steps: int | None = None,
+    physics_model: PhysicsModel = "shared",
 ) -> gym.Env:
     """Build the H1 environment for ``task`` (a key of ``H1_TASKS``), wrapped in ``TimeLimit``
     (with ``get_state``/``set_state`` covering the step count too).
@@ -204,6 +230,9 @@ def make_h1_env(
         width: rendered frame width in pixels.
         height: rendered frame height in pixels.
         max_episode_steps: truncation horizon; default the task's 1000 steps.
+        physics_model: ``"shared"`` (default: one physics-only model per process and arena,
+            each environment with its own ``MjData``) or ``"private"`` (a private copy of the
+            full visual model, as before models were shared; same physics, ~60 MB per env).
 
     Raises:
         ValueError: for an unknown task name or invalid option values.
@@ -220,6 +249,7 @@ def make_h1_env(
         render_mode=render_mode,
         width=width,
         height=height,
+        physics_model=physics_model,
     )
     env.seed_next_reset(seed)
     return StatefulTimeLimit(env, max_episode_steps=max_steps)

@@ -247,8 +247,40 @@ def _check_options(collision: str, feet: str) -> None:
         raise ValueError(f"unknown feet {feet!r}; valid: {', '.join(FOOT_COLLIDERS)}")
 
 
+def _is_visual_only(geom: mujoco.MjsGeom) -> bool:
+    """A geom that never collides (contype = conaffinity = 0) and adds no mass: the bodies here all
+    have explicit inertials, which MuJoCo uses instead of geom masses, so such a geom only renders."""
+    return geom.contype == 0 and geom.conaffinity == 0
+
+
+def _strip_visuals(spec: mujoco.MjSpec) -> None:
+    """Drop what only rendering reads: visual-only geoms, the meshes no remaining geom uses (their
+    vertices are most of a full model's memory), materials and textures.
+
+    Collision geoms, their meshes (the convex colliders), every body's inertial, joints, actuators,
+    sites and sensors are untouched, so the compiled physics is the full model's, bit for bit
+    (``tests/envs/test_h1_shared_model.py``).
+    """
+    for geom in list(spec.geoms):
+        if _is_visual_only(geom):
+            if not geom.parent.explicitinertial:  # its mass would count: not visual only
+                raise ValueError(f"body {geom.parent.name!r} takes its inertia from its geoms")
+            geom.delete()
+        else:
+            geom.material = ""
+    used = {geom.meshname for geom in spec.geoms if geom.type == mujoco.mjtGeom.mjGEOM_MESH}
+    for mesh in list(spec.meshes):
+        if (mesh.name or Path(mesh.file).stem) not in used:  # MuJoCo names a file's mesh after it
+            mesh.delete()
+    for asset in [*spec.materials, *spec.textures]:
+        asset.delete()
+
+
 def build_h1_spec(
-    arena: str = "flat", collision: CollisionMode = "mesh", feet: FootCollider = "humanoidbench"
+    arena: str = "flat",
+    collision: CollisionMode = "mesh",
+    feet: FootCollider = "humanoidbench",
+    physics_only: bool = False,
 ) -> mujoco.MjSpec:
     """Build (not compile) the H1 robot in ``arena`` ("flat", "poles" or "slides").
 
@@ -257,6 +289,7 @@ def build_h1_spec(
     ``feet="humanoidbench"`` gives both ankle links HumanoidBench's 30 cm × 3 cm sole
     (:data:`HUMANOIDBENCH_SOLE`) whatever ``collision`` is; ``"menagerie"`` keeps the collision
     mode's own ankle colliders (the ankle mesh, 23 cm × 8 cm, or Menagerie's foot spheres).
+    ``physics_only=True`` leaves out what only rendering reads (:func:`_strip_visuals`).
     """
     _check_options(collision, feet)
     spec = mujoco.MjSpec.from_file(str(menagerie_h1_dir() / "scene.xml"))
@@ -304,12 +337,19 @@ def build_h1_spec(
     key.qpos = QPOS0.copy()
 
     arenas.add_arena(spec, arena)
+    if physics_only:
+        _strip_visuals(spec)
     return spec
 
 
 @functools.cache
-def _compiled_model(arena: str, collision: str, feet: str) -> mujoco.MjModel:
-    return build_h1_spec(arena, collision, feet).compile()  # type: ignore[arg-type]
+def _compiled_model(arena: str, collision: str, feet: str, physics_only: bool) -> mujoco.MjModel:
+    return build_h1_spec(arena, collision, feet, physics_only).compile()  # type: ignore[arg-type]
+
+
+def _check_arena(arena: str) -> None:
+    if arena not in arenas.ARENAS:
+        raise ValueError(f"unknown arena {arena!r}; valid: {', '.join(arenas.ARENAS)}")
 
 
 def load_h1_model(
@@ -318,9 +358,25 @@ def load_h1_model(
     """Compiled H1 model for ``arena``; each call returns a private copy of a cached compilation.
 
     Compiling (mesh convex hulls included) takes a noticeable fraction of a second, so it is done
-    once per process and arena; copies keep environments from sharing a mutable model.
+    once per process and arena; copies keep environments from sharing a mutable model. This is the
+    full model, visual meshes and textures included (rendering, inspection); training environments
+    share :func:`shared_physics_model` instead.
     """
-    if arena not in arenas.ARENAS:
-        raise ValueError(f"unknown arena {arena!r}; valid: {', '.join(arenas.ARENAS)}")
+    _check_arena(arena)
     _check_options(collision, feet)
-    return copy.copy(_compiled_model(arena, collision, feet))
+    return copy.copy(_compiled_model(arena, collision, feet, False))
+
+
+def shared_physics_model(
+    arena: str = "flat", collision: CollisionMode = "mesh", feet: FootCollider = "humanoidbench"
+) -> mujoco.MjModel:
+    """The physics-only H1 model for these options, compiled once per process and shared.
+
+    Every call with the same options returns the same object, so a process's environments of one
+    arena hold one model (each with its own ``MjData``) instead of one full model each: the full
+    model is about 60 MB, mostly visual meshes. Treat it as read-only; an environment that needs
+    to change its model must take :func:`load_h1_model`'s private copy.
+    """
+    _check_arena(arena)
+    _check_options(collision, feet)
+    return _compiled_model(arena, collision, feet, True)
