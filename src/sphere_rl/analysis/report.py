@@ -27,6 +27,7 @@ from sphere_rl.analysis.html import render_html
 from sphere_rl.analysis.runs import RunLoadError, find_runs
 from sphere_rl.analysis.summary import ExperimentSummary, Summary, summarize
 from sphere_rl.analysis.tables import (
+    LATEX_WIDTHS,
     Table,
     config_tables,
     partial_table,
@@ -69,6 +70,7 @@ class Report:
     figures: list[Figure] = field(default_factory=list)
     created: str = ""
     unreadable: list[str] = field(default_factory=list)  # runs left out: "path: problem"
+    latex_width: str = "column"  # the .tex tables fit \columnwidth ("column") or \textwidth
 
     def table_files(self, table: Table) -> list[Path]:
         """Where ``table`` is written, one file per format."""
@@ -80,12 +82,18 @@ class Report:
 
 
 def build_report(
-    runs_dir: Path, out: Path, reps: int = 10_000, formats: Sequence[str] = plots.FORMATS
+    runs_dir: Path,
+    out: Path,
+    reps: int = 10_000,
+    formats: Sequence[str] = plots.FORMATS,
+    latex_width: str = "column",
 ) -> Report:
     """Read every run under ``runs_dir`` and write the report into ``out``.
 
     Args:
         formats: figure formats; PNG is always among them (the page embeds it).
+        latex_width: ``"column"`` or ``"text"``: the width the LaTeX tables fit
+            (:func:`~sphere_rl.analysis.tables.paper_latex`).
 
     Raises:
         FileNotFoundError: when ``runs_dir`` holds no run directory.
@@ -93,6 +101,10 @@ def build_report(
     """
     runs_dir, out = Path(runs_dir), Path(out)
     formats = check_formats(formats)
+    if latex_width not in LATEX_WIDTHS:
+        raise ValueError(
+            f"unknown --latex-width {latex_width!r}; choose among {', '.join(LATEX_WIDTHS)}"
+        )
     unreadable: list[RunLoadError] = []
     runs = find_runs(runs_dir, unreadable)
     if not runs:
@@ -104,7 +116,8 @@ def build_report(
     tables.append(partial_table(summary))
     tables += config_tables(all_metrics)
     report = Report(runs_dir, out, summary, tables, created=time.strftime("%Y-%m-%d %H:%M:%S"),
-                    unreadable=[str(err) for err in unreadable])  # fmt: skip
+                    unreadable=[str(err) for err in unreadable],
+                    latex_width=latex_width)  # fmt: skip
     report.figures = make_figures(summary.experiments, out / "figures", formats)
     write_tables(report)
     atomic_write_bytes(out / "index.html", render_html(report).encode())
@@ -201,7 +214,7 @@ def write_tables(report: Report) -> None:
     """``tables/<name>.{csv,md,tex}`` for every table and ``report.md`` with all of them."""
     (report.out / "tables").mkdir(parents=True, exist_ok=True)
     for table in report.tables:
-        texts = (table.to_csv(), _markdown_section(table), table.to_latex())
+        texts = (table.to_csv(), _markdown_section(table), table.to_latex(report.latex_width))
         for path, text in zip(report.table_files(table), texts, strict=True):
             atomic_write_bytes(path, text.encode())
     atomic_write_bytes(report.out / "report.md", render_markdown(report).encode())

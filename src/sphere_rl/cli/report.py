@@ -29,6 +29,13 @@ def report(
             " index.html embeds it)."
         ),
     ] = "png,pdf,svg",
+    latex_width: Annotated[
+        str,
+        typer.Option(
+            help="Width the LaTeX tables fit: column (\\columnwidth, a table float) or text"
+            " (\\textwidth, table*)."
+        ),
+    ] = "column",
     as_json: Annotated[
         bool,
         typer.Option(
@@ -42,7 +49,8 @@ def report(
     from sphere_rl.analysis.tables import format_cell
 
     try:
-        result = build_report(runs_dir, out, reps=reps, formats=check_formats(formats.split(",")))
+        result = build_report(runs_dir, out, reps=reps, formats=check_formats(formats.split(",")),
+                              latex_width=latex_width)  # fmt: skip
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
     (summary, *_), partial = result.tables, result.summary.partial
