@@ -137,6 +137,28 @@ METHODS: dict[str, MethodSpec] = {
 }
 
 
+# How papers write the names of methods, architectures and plug-ins (LaTeX tables of
+# `sphere report`). A name without an entry is shown as it is; `register_method(display_name=...)`
+# adds one.
+DISPLAY_NAMES: dict[str, str] = {
+    "ppo": "PPO", "ppo10x": "PPO (10×)", "ln": "PPO + LayerNorm", "topk_moe": "Top-K MoE",
+    "dense_moe": "Dense MoE", "ds_moe": "DS-MoE", "sphere": "SPHERE",
+    "topk_moe_ln": "Top-K MoE + LayerNorm", "dense_moe_ln": "Dense MoE + LayerNorm",
+    "ds_moe_ln": "DS-MoE + LayerNorm", "pw": "Parseval", "parseval": "Parseval", "cbp": "CBP",
+    "cchain": "C-CHAIN", "redo": "ReDo", "snp": "Shrink & Perturb", "l2_init": "L2 Init",
+    "mlp": "MLP", "mlp_ln": "MLP + LayerNorm", "mlp10x": "MLP (10×)",
+}  # fmt: skip
+
+
+def display_name(name: str) -> str:
+    """``"topk_moe"`` → ``"Top-K MoE"``; a label with a variant keeps it: ``"sphere (rho=0.01)"``
+    → ``"SPHERE (rho=0.01)"``; ``+``-joined plug-ins are named one by one."""
+    head, sep, rest = name.partition(" (")
+    parts = head.split("+")
+    shown = " + ".join(DISPLAY_NAMES.get(p, p) for p in parts) if len(parts) > 1 else None
+    return (shown or DISPLAY_NAMES.get(head, head)) + sep + rest
+
+
 def build_actor(arch: str, obs_dim: int, act_dim: int, cfg: ExperimentConfig) -> GaussianActor:
     """Construct the actor named ``arch`` with the configuration's network options."""
     moe_kwargs = {
@@ -291,6 +313,7 @@ def register_method(
     source: str = "-",
     *,
     overwrite: bool = False,
+    display_name: str = "",
 ) -> MethodSpec:
     """Make ``--method name`` (and ``ExperimentConfig(method=name)``) an architecture + plug-ins.
 
@@ -300,6 +323,7 @@ def register_method(
         reg: ``"none"`` or ``+``-joined plug-in names (built-in or registered before).
         description, source: shown by ``sphere methods``.
         overwrite: replace an existing method of the same name instead of refusing.
+        display_name: how LaTeX tables name it (e.g. ``"My MoE"``); default: ``name``.
 
     Returns:
         The registered :class:`MethodSpec`.
@@ -316,6 +340,8 @@ def register_method(
         raise ValueError(f"unknown plug-in(s) {unknown} in reg {reg!r}; register them first")
     spec = MethodSpec(name, arch, reg, description or f"{arch} + {reg}", source)
     METHODS[name] = spec
+    if display_name:
+        DISPLAY_NAMES[name] = display_name
     return spec
 
 

@@ -33,6 +33,7 @@ from sphere_rl.analysis.runs import RunLoadError, find_runs
 from sphere_rl.analysis.summary import ExperimentSummary, Summary, summarize
 from sphere_rl.analysis.tables import (
     DEFAULT_REFERENCE,
+    LATEX_WIDTHS,
     Table,
     aggregates_table,
     config_tables,
@@ -78,6 +79,7 @@ class Report:
     created: str = ""
     unreadable: list[str] = field(default_factory=list)  # runs left out: "path: problem"
     provenance: ProvenanceSummary = field(default_factory=ProvenanceSummary)
+    latex_width: str = "column"  # the .tex tables fit \columnwidth ("column") or \textwidth
 
     def table_files(self, table: Table) -> list[Path]:
         """Where ``table`` is written, one file per format."""
@@ -97,6 +99,7 @@ def build_report(
     interval: str = DEFAULT_METHOD,
     reference: str = DEFAULT_REFERENCE,
     test: str = "welch",
+    latex_width: str = "column",
 ) -> Report:
     """Read every run under ``runs_dir`` and write the report into ``out``.
 
@@ -107,6 +110,8 @@ def build_report(
         interval: interval of a mean over seeds: t, bca or percentile.
         reference: the method every other is compared with (differences, P(improvement)).
         test: p-value of a difference: welch or permutation.
+        latex_width: ``"column"`` or ``"text"``: the width the LaTeX tables fit
+            (:func:`~sphere_rl.analysis.tables.paper_latex`).
 
     Raises:
         FileNotFoundError: when ``runs_dir`` holds no run directory.
@@ -114,6 +119,10 @@ def build_report(
     """
     runs_dir, out = Path(runs_dir), Path(out)
     formats = check_formats(formats)
+    if latex_width not in LATEX_WIDTHS:
+        raise ValueError(
+            f"unknown --latex-width {latex_width!r}; choose among {', '.join(LATEX_WIDTHS)}"
+        )
     unreadable: list[RunLoadError] = []
     runs = find_runs(runs_dir, unreadable)
     if not runs:
@@ -131,7 +140,7 @@ def build_report(
     tables += config_tables(all_metrics)
     report = Report(runs_dir, out, summary, tables, created=time.strftime("%Y-%m-%d %H:%M:%S"),
                     unreadable=[str(err) for err in unreadable],
-                    provenance=provenance)  # fmt: skip
+                    provenance=provenance, latex_width=latex_width)  # fmt: skip
     report.figures = make_figures(summary.experiments, out / "figures", formats, interval)
     write_tables(report)
     atomic_write_bytes(out / "raw.csv", raw_csv((m.run, m.label, m) for m in all_metrics).encode())
@@ -233,7 +242,7 @@ def write_tables(report: Report) -> None:
     """``tables/<name>.{csv,md,tex}`` for every table and ``report.md`` with all of them."""
     (report.out / "tables").mkdir(parents=True, exist_ok=True)
     for table in report.tables:
-        texts = (table.to_csv(), _markdown_section(table), table.to_latex())
+        texts = (table.to_csv(), _markdown_section(table), table.to_latex(report.latex_width))
         for path, text in zip(report.table_files(table), texts, strict=True):
             atomic_write_bytes(path, text.encode())
     atomic_write_bytes(report.out / "report.md", render_markdown(report).encode())

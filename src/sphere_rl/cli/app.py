@@ -26,11 +26,12 @@ def _root() -> None:
 
 
 def _register_all() -> None:
-    from sphere_rl.cli import demo, entk, envs, mechanism, methods, report, sweep, train
+    from sphere_rl.cli import demo, entk, envs, export, mechanism, methods, report, sweep, train
 
     demo.register(app)
     entk.register(app)
     envs.register(app)
+    export.register(app)
     mechanism.register(app)
     methods.register(app)
     report.register(app)

@@ -68,6 +68,13 @@ def report(
             " seeds)."
         ),
     ] = "welch",
+    latex_width: Annotated[
+        str,
+        typer.Option(
+            help="Width the LaTeX tables fit: column (\\columnwidth, a table float) or text"
+            " (\\textwidth, table*)."
+        ),
+    ] = "column",
     as_json: Annotated[
         bool,
         typer.Option(
@@ -97,7 +104,8 @@ def report(
     try:
         result = build_report(runs_dir, out, reps=reps, formats=check_formats(formats.split(",")),
                               interval=check_method(interval), reference=reference,
-                              test=check_test(test), strict=strict)  # fmt: skip
+                              test=check_test(test), strict=strict,
+                              latex_width=latex_width)  # fmt: skip
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
     summary, partial = result.tables[0], result.summary.partial
