@@ -51,6 +51,9 @@ class PPOConfig:
     update_epochs: int = 10
     minibatch_size: int = 256
     norm_adv: bool = True
+    # Std of the minibatch advantages: 0 is the release's population std (jnp.std), 1 the sample
+    # std (torch.std's default; this project's rule before the second audit).
+    adv_std_ddof: int = 0
     # Adam's kernels: "fused" (in place, no temporaries) is the fastest; "foreach" gives numbers
     # bit-identical to PyTorch's per-parameter loop (fused differs from it by float32 rounding).
     adam_kernel: str = "fused"
@@ -211,6 +214,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "init": ("release", "orthogonal"),
     "h1_feet": ("humanoidbench", "menagerie"),
 }
+# Integer keys with a fixed set of values (checked like CHOICES).
+INT_CHOICES: dict[str, tuple[int, ...]] = {"adv_std_ddof": (0, 1)}
 POSITIVE = {
     "steps_per_task", "num_envs", "num_steps", "minibatch_size", "update_epochs", "lr",
     "n_experts", "top_k", "temperature", "eval_interval", "eval_episodes", "diag_interval",
@@ -299,7 +304,7 @@ def _defaults() -> dict[str, Any]:
 
 def _value_problems(cfg: dict[str, Any]) -> list[str]:
     problems = []
-    for key, allowed in CHOICES.items():
+    for key, allowed in (CHOICES | INT_CHOICES).items():
         if cfg[key] not in allowed:
             problems.append(f"{key} must be one of {allowed}, got {cfg[key]!r}")
     for key in sorted(POSITIVE):

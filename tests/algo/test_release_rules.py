@@ -94,15 +94,16 @@ def test_every_schedule_restarts_at_a_task_and_kl_adaptive_has_no_linear_decay()
 
 
 def reference_update(actor, critic, cfg, obs, actions, old_log_probs, adv, ret):
-    """A plain PPO update as the release states it: per-parameter (for-loop) Adam, ε 1e-5, clip
-    0.5, value loss vf_coef·MSE, per-minibatch KL rule from the pre-update KL."""
+    """A plain PPO update as the release states it: population-std advantage normalisation,
+    per-parameter (for-loop) Adam, ε 1e-5, clip 0.5, value loss vf_coef·MSE, per-minibatch KL
+    rule from the pre-update KL."""
     lr = cfg.lr
     a_opt = torch.optim.Adam(actor.parameters(), lr, eps=1e-5, foreach=False)
     c_opt = torch.optim.Adam(critic.parameters(), lr, eps=1e-5, foreach=False)
     for _ in range(cfg.update_epochs):
         for idx in torch.randperm(obs.shape[0]).split(cfg.minibatch_size):
             a = adv[idx]
-            a = (a - a.mean()) / (a.std() + 1e-8)
+            a = (a - a.mean()) / (a.std(correction=0) + 1e-8)  # population std
             dist = actor(obs[idx]).distribution()
             log_ratio = dist.log_prob(actions[idx]).sum(-1) - old_log_probs[idx]
             ratio = log_ratio.exp()

@@ -46,6 +46,12 @@ def adapted_learning_rate(lr: float, kl: float, target_kl: float) -> float:
     return float(np.clip(lr, *KL_LR_BOUNDS))
 
 
+def normalize_advantages(adv: Tensor, ddof: int = 0) -> Tensor:
+    """``(adv − mean) / (std + 1e-8)`` of one ``(T,)`` minibatch; ``ddof=0`` is the release's
+    population std (jnp ``std``), ``ddof=1`` the sample std."""
+    return (adv - adv.mean()) / (adv.std(correction=ddof) + 1e-8)
+
+
 def make_adam(module: nn.Module, lr: float, kernel: str = "fused") -> torch.optim.Adam:
     """Adam with ε = 1e-5 (the release's) and multi-tensor kernels.
 
@@ -270,7 +276,7 @@ class PPOAgent:
             for idx in torch.randperm(batch, device=self.device).split(cfg.minibatch_size):
                 mb_adv = adv[idx]
                 if cfg.norm_adv and len(idx) > 1:
-                    mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+                    mb_adv = normalize_advantages(mb_adv, cfg.adv_std_ddof)
                 with self.learner_threads.minibatch():
                     stats, kl = self._minibatch_step(
                         obs[idx], actions[idx], old_log_probs[idx], mb_adv, ret[idx]
