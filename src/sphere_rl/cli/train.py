@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,6 +16,9 @@ from sphere_rl.config import CHOICES, PRESETS, ConfigError, ExperimentConfig, bu
 from sphere_rl.continual.rundir import RunBusyError, RunFileError, read_json, run_lock
 from sphere_rl.envs.registry import BENCHMARKS
 from sphere_rl.methods import ARCHS, CALLBACKS, METHODS, REGULARIZERS
+
+if TYPE_CHECKING:
+    from sphere_rl.continual.runner import OpenDecision
 
 console = make_console()
 
@@ -138,6 +141,7 @@ def train(
         ContinualRunner,
         ResumeError,
         check_sequence,
+        decide_open,
         run_dir_name,
     )
 
@@ -169,7 +173,11 @@ def train(
         run_dir = resume
     _check_device(cfg, resume)
     if dry_run:
-        _print_dry_run(cfg, run_dir)
+        try:  # the decision the real command takes, without touching anything
+            decision = decide_open(cfg, run_dir)
+        except (ResumeError, RunFileError) as err:
+            fail(str(err))
+        _print_dry_run(cfg, run_dir, decision)
         return
     try:
         with run_lock(run_dir):
@@ -239,9 +247,9 @@ def load_plugins_or_fail(specs: list[str] | None) -> list[ModuleType]:
         fail(str(err))
 
 
-def _print_dry_run(cfg: ExperimentConfig, run_dir: Path) -> None:
-    """What ``train`` would do: one line on stderr, the resolved configuration as JSON on stdout
-    (usable as ``--config``). Nothing is created."""
+def _print_dry_run(cfg: ExperimentConfig, run_dir: Path, decision: OpenDecision) -> None:
+    """What ``train`` would do (``decision``, the real command's): one line on stderr, the resolved
+    configuration as JSON on stdout (usable as ``--config``). Nothing is created."""
     from sphere_rl.envs import resolve_tasks
     from sphere_rl.methods import resolve_method
 
@@ -250,8 +258,12 @@ def _print_dry_run(cfg: ExperimentConfig, run_dir: Path) -> None:
         tasks = resolve_tasks(cfg.benchmark if cfg.tasks is None else None, cfg.tasks)
     except (ConfigError, ValueError) as err:
         fail(str(err))
-    state = "resume" if (run_dir / "config.json").exists() else "new run"
     total = len(tasks) * cfg.iterations_per_task * cfg.steps_per_iteration
+    state = {
+        "new": "new run",
+        "resume": f"resume a {decision.state} run at step {decision.global_step:,}",
+        "finished": "already finished; nothing to do",
+    }[decision.action]
     err_console.print(
         f"dry run ({state}): {run_dir}; {cfg.method} = {arch} + {'+'.join(plugins) or 'no plug-ins'};"
         f" {cfg.protocol} on {len(tasks)} task(s) ({', '.join(tasks)}), {total:,} env steps",

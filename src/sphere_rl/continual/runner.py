@@ -35,6 +35,7 @@ from sphere_rl.config import (
     ExperimentConfig,
     build_config,
     config_diff,
+    config_hash,
 )
 from sphere_rl.continual.checkpoint import (
     capture_rng_state,
@@ -88,10 +89,61 @@ class RunState:
 
 
 def run_dir_name(cfg: ExperimentConfig) -> str:
-    """Deterministic directory name, so re-running the same experiment finds its run."""
+    """``<what>[-<preset>]-<protocol>-<method>[-<arch>-<reg>]-s<seed>-<config hash>``: readable,
+    and unique to the run's identity (:func:`~sphere_rl.config.config_hash`), so re-running the
+    same experiment finds its run and no two experiments share a directory. The preset is named
+    where it is not the benchmark's own (``cw10-quick-crl-sphere-s0-…``)."""
     what = cfg.benchmark if cfg.tasks is None else "custom-" + "-".join(cfg.tasks)[:60]
+    preset = "" if cfg.preset in (None, cfg.benchmark) else f"-{cfg.preset}"
     extra = "" if (cfg.arch is None and cfg.reg is None) else f"-{cfg.arch}-{cfg.reg}"
-    return f"{what}-{cfg.protocol}-{cfg.method}{extra}-s{cfg.seed}"
+    return f"{what}{preset}-{cfg.protocol}-{cfg.method}{extra}-s{cfg.seed}-{config_hash(cfg.to_dict())}"
+
+
+NEW_RUN, RESUME_RUN, FINISHED_RUN = "new", "resume", "finished"
+
+
+@dataclass(frozen=True)
+class OpenDecision:
+    """What :meth:`ContinualRunner.open` will do with a run directory (``--dry-run`` prints it)."""
+
+    action: str  # new | resume | finished
+    saved: dict[str, Any] | None = None  # the stored configuration of an existing run
+    state: str = "new"  # status.json's state
+    global_step: int = 0  # where the run stands
+
+
+def decide_open(cfg: ExperimentConfig | None, run_dir: Path) -> OpenDecision:
+    """Read ``run_dir`` and decide whether :meth:`ContinualRunner.open` starts, resumes or finds
+    finished the run there, touching nothing.
+
+    Raises:
+        ResumeError: ``cfg`` differs from the stored configuration in a key other than
+            :data:`RUNTIME_KEYS`, or ``cfg=None`` and no run in ``run_dir``.
+        RunFileError: config.json cannot be read.
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        if cfg is None:
+            raise ResumeError(f"{run_dir} is not a run directory (no config.json)")
+        return OpenDecision(NEW_RUN)
+    saved = read_json(config_path)
+    if cfg is not None:
+        diff = [k for k in config_diff(saved, cfg.to_dict()) if k not in RUNTIME_KEYS]
+        if diff:
+            details = ", ".join(f"{k}: {saved.get(k)!r} → {cfg.to_dict().get(k)!r}" for k in diff)
+            raise ResumeError(
+                f"{run_dir} was started with a different configuration; differing keys:"
+                f" {details}. Resume without changing them, or use another --out."
+            )
+    status_path = run_dir / "status.json"
+    try:
+        status = read_json(status_path) if status_path.exists() else {"state": "new"}
+    except RunFileError:  # rewritten by the resume
+        status = {"state": "unreadable"}
+    state, step = status.get("state", "new"), status.get("global_step", 0)
+    action = FINISHED_RUN if state == "finished" else RESUME_RUN
+    return OpenDecision(action, saved, state, step)
 
 
 class ContinualRunner:
@@ -134,21 +186,12 @@ class ContinualRunner:
         """
         run_dir = Path(run_dir)
         config_path = run_dir / "config.json"
-        if config_path.exists():
-            saved = read_json(config_path)
-            if cfg is not None:
-                diff = [k for k in config_diff(saved, cfg.to_dict()) if k not in RUNTIME_KEYS]
-                if diff:
-                    details = ", ".join(
-                        f"{k}: {saved.get(k)!r} → {cfg.to_dict().get(k)!r}" for k in diff
-                    )
-                    raise ResumeError(
-                        f"{run_dir} was started with a different configuration; differing keys:"
-                        f" {details}. Resume without changing them, or use another --out."
-                    )
-                if cfg.to_dict() != saved:  # only runtime keys changed
-                    atomic_write_json(config_path, cfg.to_dict())
-                    saved = cfg.to_dict()
+        decision = decide_open(cfg, run_dir)
+        if decision.action != NEW_RUN:
+            saved = decision.saved
+            if cfg is not None and cfg.to_dict() != saved:  # only runtime keys changed
+                atomic_write_json(config_path, cfg.to_dict())
+                saved = cfg.to_dict()
             runner = cls(build_config(saved), run_dir, show_progress)
             remove_stale_temporaries(run_dir)
             try:
@@ -157,8 +200,6 @@ class ContinualRunner:
                 runner._mark_failed(str(err))  # a sweep must not take it for a live run
                 raise
             return runner
-        if cfg is None:
-            raise ResumeError(f"{run_dir} is not a run directory (no config.json)")
         runner = cls(cfg, run_dir, show_progress)  # validates before anything is created
         run_dir.mkdir(parents=True, exist_ok=True)
         arch, regs = resolve_method(cfg)
@@ -634,6 +675,7 @@ __all__ = [
     "ResumeError",
     "RunDamagedError",
     "check_sequence",
+    "decide_open",
     "derive_seed",
     "run_dir_name",
 ]
