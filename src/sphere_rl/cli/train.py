@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -140,6 +141,7 @@ def train(
     from sphere_rl.continual.runner import (
         ContinualRunner,
         ResumeError,
+        RunInterrupted,
         check_sequence,
         decide_open,
         run_dir_name,
@@ -190,6 +192,9 @@ def train(
         fail(str(err))
     except NonFiniteLossError as err:
         fail(str(err), code=3)
+    except RunInterrupted as err:  # status.json says "interrupted"; 128 + signal, as the shell
+        fail(f"{err}; {run_dir} is saved up to its last checkpoint, continue it with"
+             f" sphere train --resume {run_dir}", code=128 + signal.Signals[err.signal_name])  # fmt: skip
     console.print(f"finished: {runner.run_dir} ({status['global_step']:,} env steps)")
 
 

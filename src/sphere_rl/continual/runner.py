@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import signal
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass
@@ -74,6 +76,38 @@ def derive_seed(seed: int, *keys: int) -> int:
 
 class ResumeError(RuntimeError):
     """A run directory cannot be resumed with the given configuration."""
+
+
+class RunInterrupted(BaseException):
+    """Training was stopped by a signal (SIGINT, SIGTERM); ``status.json`` says ``interrupted``.
+
+    A ``BaseException``, as ``KeyboardInterrupt``: ``except Exception`` must not swallow it."""
+
+    def __init__(self, signal_name: str, global_step: int = 0) -> None:
+        super().__init__(f"interrupted by {signal_name} at step {global_step:,}")
+        self.signal_name, self.global_step = signal_name, global_step
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """Make SIGTERM raise :class:`RunInterrupted` (as SIGINT raises ``KeyboardInterrupt``), so
+    the run can record it. Only where nobody else handles SIGTERM (not in a Ray worker, which
+    has its own handler) and in the main thread (the only one that may set handlers)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise RunInterrupted("SIGTERM")
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class RunDamagedError(ResumeError):
@@ -230,7 +264,10 @@ class ContinualRunner:
             self.run_dir / "tb", self.state.global_step + 1, self.cfg.to_dict(), self.eval_records
         )
         try:
-            with ProgressDisplay(total, self.show_progress, self.run_dir.name) as progress:
+            with (
+                _sigterm_raises(),
+                ProgressDisplay(total, self.show_progress, self.run_dir.name) as progress,
+            ):
                 self.progress = progress
                 blind = _tasks_without_snapshots(self.tasks[self.state.task_index :], self.cfg)
                 if blind:
@@ -244,6 +281,12 @@ class ContinualRunner:
                     )
                 while self.state.task_index < len(self.tasks):
                     self._run_task(self.state.task_index)
+        except (KeyboardInterrupt, RunInterrupted) as err:
+            # status.json must not say "running" once nothing runs; the checkpoint stays valid.
+            name = err.signal_name if isinstance(err, RunInterrupted) else "SIGINT"
+            step = self.state.global_step
+            self._write_status("interrupted", error=f"interrupted by {name}", signal=name)
+            raise RunInterrupted(name, step) from None
         except NonFiniteLossError as err:
             self._write_status("failed", error=str(err))
             raise
@@ -557,7 +600,7 @@ class ContinualRunner:
         status.update(state="failed", error=error, updated=time.time())
         atomic_write_json(self.run_dir / "status.json", status)
 
-    def _write_status(self, state: str, error: str | None = None) -> None:
+    def _write_status(self, state: str, error: str | None = None, **extra: Any) -> None:
         atomic_write_json(
             self.run_dir / "status.json",
             {
@@ -567,6 +610,7 @@ class ContinualRunner:
                 "global_step": self.state.global_step,
                 "error": error,
                 "updated": time.time(),
+                **extra,
             },
         )
 
@@ -674,6 +718,7 @@ __all__ = [
     "ContinualRunner",
     "ResumeError",
     "RunDamagedError",
+    "RunInterrupted",
     "check_sequence",
     "decide_open",
     "derive_seed",
