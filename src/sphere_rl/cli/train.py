@@ -161,7 +161,8 @@ def train(
         conflict.append("give --benchmark or --tasks, not both (--tasks replaces the sequence)")
     elif tasks is not None:
         overrides["benchmark"] = None
-    load_plugins_or_fail(plugin)
+    # A resumed run's plug-ins come from its run.json unless --plugin is given.
+    modules = load_plugins_or_fail(plugin) if resume is None else load_run_plugins_or_fail(plugin, resume)
     # Everything is checked before the run directory is created or touched.
     cfg = _resolve_config(overrides, conflict, resume)
     try:
@@ -183,7 +184,7 @@ def train(
         return
     try:
         with run_lock(run_dir):
-            runner = ContinualRunner.open(cfg, run_dir, show_progress=not quiet)
+            runner = ContinualRunner.open(cfg, run_dir, show_progress=not quiet, plugins=modules)
             if runner.status.get("state") == "finished":
                 console.print(f"{runner.run_dir} is already finished; nothing to do.")
                 return
@@ -248,6 +249,24 @@ def load_plugins_or_fail(specs: list[str] | None) -> list[ModuleType]:
 
     try:
         return load_plugins(specs or [])
+    except PluginError as err:
+        fail(str(err))
+
+
+def load_run_plugins_or_fail(specs: list[str] | None, run_dir: Path) -> list[ModuleType]:
+    """The ``--plugin`` modules if any are given, else the plug-ins ``run_dir`` recorded in its
+    run.json, checked to be where they were with the same bytes (exit 2 saying what changed)."""
+    from sphere_rl.plugins import PluginError, load_recorded_plugins
+
+    if specs:
+        return load_plugins_or_fail(specs)
+    try:
+        run_info = read_json(run_dir / "run.json")
+    except RunFileError:  # not a run, or damaged: the caller says so
+        return []
+    try:
+        records = run_info.get("plugins", []) if isinstance(run_info, dict) else []
+        return load_recorded_plugins(records, run_dir)
     except PluginError as err:
         fail(str(err))
 
@@ -320,7 +339,7 @@ def evaluate_run(
         fail(f"--episodes must be >= 1, got {episodes}")
     if video_format not in VIDEO_FORMATS:
         fail(f"--video-format must be one of {', '.join(VIDEO_FORMATS)}, got {video_format!r}")
-    load_plugins_or_fail(plugin)
+    load_run_plugins_or_fail(plugin, run_dir)
     if video_every < 1:
         fail(f"--video-every must be >= 1, got {video_every}")
     try:

@@ -22,7 +22,9 @@ import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -63,6 +65,7 @@ from sphere_rl.envs import make_vector_env, resolve_tasks, task_spec
 from sphere_rl.envs.registry import task_options
 from sphere_rl.envs.vector import SNAPSHOT_FAMILIES, VectorTaskEnv, resolve_backend
 from sphere_rl.methods import build_agent, resolve_method
+from sphere_rl.plugins import plugin_records
 from sphere_rl.runtime import keep_freed_memory
 
 # Stream identifiers for derive_seed: each random stream of a run has its own key.
@@ -204,9 +207,16 @@ class ContinualRunner:
     # ----------------------------------------------------------------------------- creation
     @classmethod
     def open(
-        cls, cfg: ExperimentConfig | None, run_dir: Path, show_progress: bool = True
+        cls,
+        cfg: ExperimentConfig | None,
+        run_dir: Path,
+        show_progress: bool = True,
+        plugins: Sequence[ModuleType] = (),
     ) -> ContinualRunner:
         """Start a new run in ``run_dir``, or resume the one there.
+
+        ``plugins``: the plug-in modules a new run needs, recorded in run.json (``"plugins"``,
+        :func:`~sphere_rl.plugins.plugin_records`) so that later commands can load them.
 
         Resuming compares ``cfg`` (if given) with the saved configuration and refuses any change
         but of :data:`RUNTIME_KEYS`, naming the differing keys. A new run is validated before its
@@ -240,7 +250,7 @@ class ContinualRunner:
         atomic_write_json(
             run_dir / "run.json",
             {"tasks": runner.tasks, "arch": arch, "regularizers": regs,
-             "version": sphere_rl.__version__},
+             "version": sphere_rl.__version__, "plugins": plugin_records(plugins)},
         )  # fmt: skip
         atomic_write_json(config_path, cfg.to_dict())
         runner._write_status("running")
