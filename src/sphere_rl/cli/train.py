@@ -162,7 +162,9 @@ def train(
     elif tasks is not None:
         overrides["benchmark"] = None
     # A resumed run's plug-ins come from its run.json unless --plugin is given.
-    modules = load_plugins_or_fail(plugin) if resume is None else load_run_plugins_or_fail(plugin, resume)
+    modules = (
+        load_plugins_or_fail(plugin) if resume is None else load_run_plugins_or_fail(plugin, resume)
+    )
     # Everything is checked before the run directory is created or touched.
     cfg = _resolve_config(overrides, conflict, resume)
     try:

@@ -21,8 +21,8 @@ import signal
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
