@@ -329,14 +329,18 @@ def evaluate_run(
     For a CRL run one agent is evaluated on every task. For an RL run (a fresh agent per task),
     'latest' means each task's own final agent (task_XXX_end).
     """
+    from sphere_rl.envs.gl import ensure_headless_gl, offscreen_gl_problem
+
+    if video is not None:
+        ensure_headless_gl()  # before MuJoCo is first imported (by the imports below)
+        problem = offscreen_gl_problem()  # before the first episode, not after the evaluation
+        if problem is not None:
+            fail(problem)
     from sphere_rl.continual.evaluation import evaluate
     from sphere_rl.continual.loading import load_agent
     from sphere_rl.continual.video import VIDEO_FORMATS
     from sphere_rl.envs.registry import task_options
-    from sphere_rl.envs.render import ensure_headless_gl
 
-    if video is not None:
-        ensure_headless_gl()  # before MuJoCo is first imported
     if episodes < 1:
         fail(f"--episodes must be >= 1, got {episodes}")
     if video_format not in VIDEO_FORMATS:
