@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from sphere_rl.algo.ppo import NonFiniteLossError
-from sphere_rl.cli.common import check_out_dir, err_console, fail, read_config_file
+from sphere_rl.cli.common import (
+    ASSIGNMENTS_HELP,
+    check_out_dir,
+    err_console,
+    fail,
+    parse_assignments,
+    read_config_file,
+)
 from sphere_rl.cli.output import make_console, name_table, print_json
 from sphere_rl.config import CHOICES, PRESETS, ConfigError, ExperimentConfig, build_config
 from sphere_rl.continual.rundir import RunBusyError, RunFileError, read_json, run_lock
@@ -79,6 +86,9 @@ def _default(key: str) -> str:
 
 
 def train(
+    assignments: Annotated[
+        list[str] | None, typer.Argument(metavar="[KEY=VALUE]...", help=ASSIGNMENTS_HELP)
+    ] = None,
     benchmark: Annotated[
         str | None, Opt(help=HELP["benchmark"], show_default=_default("benchmark"))
     ] = None,
@@ -137,6 +147,7 @@ def train(
     """Train on a task sequence (CRL or RL protocol), evaluating, diagnosing and checkpointing.
 
     Re-running the same command continues the run it created (same directory under --out).
+    Configuration: defaults ← preset ← --config file ← flags ← KEY=VALUE overrides.
     """
     from sphere_rl.continual.runner import (
         ContinualRunner,
@@ -156,11 +167,13 @@ def train(
         "eval_episodes": eval_episodes, "env_backend": env_backend, "device": device,
     }  # fmt: skip
     overrides.update({k: v for k, v in flags.items() if v is not None})
+    assigned = parse_assignments(assignments)
     conflict = []
     if benchmark is not None and tasks is not None:
         conflict.append("give --benchmark or --tasks, not both (--tasks replaces the sequence)")
-    elif tasks is not None:
+    elif tasks is not None or ("tasks" in assigned and "benchmark" not in assigned):
         overrides["benchmark"] = None
+    overrides.update(assigned)  # defaults ← preset ← --config ← flags ← KEY=VALUE
     # A resumed run's plug-ins come from its run.json unless --plugin is given.
     modules = (
         load_plugins_or_fail(plugin) if resume is None else load_run_plugins_or_fail(plugin, resume)
@@ -190,6 +203,7 @@ def train(
             if runner.status.get("state") == "finished":
                 console.print(f"{runner.run_dir} is already finished; nothing to do.")
                 return
+            console.print(_config_line(runner.cfg, runner.run_dir), highlight=False, soft_wrap=True)
             status = runner.run()  # a bug inside training keeps its traceback (and error.log)
     except (ConfigError, ResumeError, RunBusyError, RunFileError) as err:
         fail(str(err))
@@ -199,6 +213,19 @@ def train(
         fail(f"{err}; {run_dir} is saved up to its last checkpoint, continue it with"
              f" sphere train --resume {run_dir}", code=128 + signal.Signals[err.signal_name])  # fmt: skip
     console.print(f"finished: {runner.run_dir} ({status['global_step']:,} env steps)")
+
+
+def _config_line(cfg: ExperimentConfig, run_dir: Path) -> str:
+    """``config: preset quick; rho=0.05, seed=3 (defaults otherwise); all keys in DIR/config.json``:
+    the keys that differ from :class:`ExperimentConfig`'s defaults (the preset's and the user's)."""
+    resolved, defaults = cfg.to_dict(), _DEFAULTS.to_dict()
+    changed = ", ".join(
+        f"{k}={json.dumps(v)}" for k, v in resolved.items() if k != "preset" and v != defaults[k]
+    )
+    return (
+        f"config: preset {cfg.preset or 'none'}; {changed or 'all defaults'}"
+        f"{' (defaults otherwise)' if changed else ''}; all keys in {run_dir / 'config.json'}"
+    )
 
 
 def _resolve_config(
@@ -225,6 +252,8 @@ def _resolve_config(
     else:
         if not problems:
             return cfg
+    if len(problems) == 1:  # one mistake, one line
+        fail(f"invalid configuration: {problems[0]}")
     fail("invalid configuration:\n  - " + "\n  - ".join(problems))
 
 
