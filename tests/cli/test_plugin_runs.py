@@ -5,20 +5,11 @@ import hashlib
 import json
 import sys
 
-from cli_helpers import TINY_RUN
-from typer.testing import CliRunner
+from cli_helpers import TINY_RUN, invoke
 
 from sphere_rl import methods
-from sphere_rl.cli.app import _register_all, app
 
-_register_all()
 PLUGIN = "import sphere_rl\nsphere_rl.register_method('ux_recorded', 'ds_moe', 'cbp')\n"
-
-
-def _invoke(*args: str):
-    result = CliRunner().invoke(app, list(args), terminal_width=300)
-    result.text = " ".join(result.output.split())
-    return result
 
 
 def _forget_plugin(monkeypatch, original: dict) -> None:
@@ -35,7 +26,7 @@ def test_a_plugin_run_is_evaluated_and_resumed_without_plugin(tmp_path, monkeypa
     plugin.write_text(PLUGIN)
     config = tmp_path / "c.json"
     config.write_text(json.dumps({**TINY_RUN, "method": "ux_recorded", "steps_per_task": 100}))
-    trained = _invoke("train", "--plugin", str(plugin), "--config", str(config), "--out",
+    trained = invoke("train", "--plugin", str(plugin), "--config", str(config), "--out",
                       str(tmp_path / "runs"), "--quiet")  # fmt: skip
     assert trained.exit_code == 0, trained.output
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -45,24 +36,24 @@ def test_a_plugin_run_is_evaluated_and_resumed_without_plugin(tmp_path, monkeypa
                          "root": str(plugin.parent.resolve()), "sha256": digest}]  # fmt: skip
 
     _forget_plugin(monkeypatch, original)
-    evaluated = _invoke("eval", str(run_dir), "--episodes", "1", "--json")
+    evaluated = invoke("eval", str(run_dir), "--episodes", "1", "--json")
     assert evaluated.exit_code == 0, evaluated.output
     _forget_plugin(monkeypatch, original)
     status = json.loads((run_dir / "status.json").read_text())
     (run_dir / "status.json").write_text(json.dumps({**status, "state": "interrupted"}))
-    resumed = _invoke("train", "--resume", str(run_dir), "--quiet")
+    resumed = invoke("train", "--resume", str(run_dir), "--quiet")
     assert resumed.exit_code == 0 and "finished:" in resumed.text, resumed.output
 
     _forget_plugin(monkeypatch, original)
     plugin.write_text(PLUGIN + "# edited\n")
-    edited = _invoke("eval", str(run_dir), "--episodes", "1")
+    edited = invoke("eval", str(run_dir), "--episodes", "1")
     assert edited.exit_code == 2 and edited.output.count("\n") == 1
     assert f"plug-in 'ux_recorded_plugin' from {plugin.resolve()}, which has changed" in edited.text
     plugin.rename(tmp_path / "moved.py")
-    moved = _invoke("entk", str(run_dir))
+    moved = invoke("entk", str(run_dir))
     assert moved.exit_code == 2 and "which no longer exists; pass --plugin" in moved.text
     # --plugin overrides the record.
     _forget_plugin(monkeypatch, original)
-    given = _invoke("eval", str(run_dir), "--episodes", "1", "--plugin", str(tmp_path / "moved.py"))
+    given = invoke("eval", str(run_dir), "--episodes", "1", "--plugin", str(tmp_path / "moved.py"))
     assert given.exit_code == 0, given.output
     sys.modules.pop("moved", None)

@@ -4,21 +4,11 @@ real command's decision about the directory."""
 import itertools
 import json
 
-from cli_helpers import TINY_RUN
-from typer.testing import CliRunner
+from cli_helpers import TINY_RUN, invoke
 
-from sphere_rl.cli.app import _register_all, app
 from sphere_rl.config import RUNTIME_KEYS, build_config, config_hash
 from sphere_rl.continual.rundir import atomic_write_json
 from sphere_rl.continual.runner import ContinualRunner, run_dir_name
-
-_register_all()
-
-
-def _invoke(*args: str):
-    result = CliRunner().invoke(app, list(args), terminal_width=200)
-    result.text = " ".join(result.output.split())
-    return result
 
 
 def test_a_quick_run_and_a_full_run_have_different_directories():
@@ -72,15 +62,15 @@ def _make_run(tmp_path, **overrides):
 def test_dry_run_says_what_the_real_command_does(tmp_path):
     config, run_dir = _make_run(tmp_path)
     out = str(tmp_path / "runs")
-    fresh = _invoke("train", "--config", str(config), "--seed", "7", "--out", out, "--dry-run")
+    fresh = invoke("train", "--config", str(config), "--seed", "7", "--out", out, "--dry-run")
     assert fresh.exit_code == 0 and "dry run (new run)" in fresh.text
-    again = _invoke("train", "--config", str(config), "--out", out, "--dry-run")
+    again = invoke("train", "--config", str(config), "--out", out, "--dry-run")
     assert again.exit_code == 0 and f"(resume a running run at step 0): {run_dir}" in again.text
     # A changed configuration: the dry run refuses with the real command's message.
     changed = ("train", "--resume", str(run_dir), "--rho", "0.5")
-    dry, real = _invoke(*changed, "--dry-run"), _invoke(*changed)
+    dry, real = invoke(*changed, "--dry-run"), invoke(*changed)
     assert dry.exit_code == real.exit_code == 2
     assert "differing keys: rho" in dry.text and dry.text == real.text
     atomic_write_json(run_dir / "status.json", {"state": "finished", "global_step": 200})
-    done = _invoke("train", "--resume", str(run_dir), "--dry-run")
+    done = invoke("train", "--resume", str(run_dir), "--dry-run")
     assert done.exit_code == 0 and "already finished; nothing to do" in done.text
