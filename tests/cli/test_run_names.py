@@ -74,3 +74,21 @@ def test_dry_run_says_what_the_real_command_does(tmp_path):
     atomic_write_json(run_dir / "status.json", {"state": "finished", "global_step": 200})
     done = invoke("train", "--resume", str(run_dir), "--dry-run")
     assert done.exit_code == 0 and "already finished; nothing to do" in done.text
+
+
+def test_runs_under_the_old_names_are_still_continued(tmp_path):
+    """A run created before names carried the hash: --resume of its path, and re-running the
+    same command, continue it; another configuration with that old name gets a new directory."""
+    cfg = build_config(TINY_RUN)
+    old = tmp_path / "runs" / "custom-reach-v3-crl-sphere-s0"  # the name such a run was given
+    ContinualRunner.open(cfg, old, show_progress=False)
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps(TINY_RUN))
+    resumed = invoke("train", "--resume", str(old), "--dry-run")
+    assert resumed.exit_code == 0 and f"(resume a running run at step 0): {old}" in resumed.text
+    again = invoke("train", "--config", str(config), "--out", str(tmp_path / "runs"), "--dry-run")
+    assert again.exit_code == 0 and f"(resume a running run at step 0): {old};" in again.text
+    other = invoke("train", "--config", str(config), "rho=0.5", "--out", str(tmp_path / "runs"),
+                   "--dry-run")  # fmt: skip
+    assert other.exit_code == 0 and "dry run (new run)" in other.text
+    assert f"{old};" not in other.text

@@ -155,7 +155,7 @@ def train(
         RunInterrupted,
         check_sequence,
         decide_open,
-        run_dir_name,
+        find_run_dir,
     )
 
     overrides: dict[str, Any] = read_config_file(config) if config is not None else {}
@@ -186,7 +186,7 @@ def train(
         fail(str(err))
     if resume is None:
         check_out_dir(out)
-        run_dir = out / run_dir_name(cfg)
+        run_dir = find_run_dir(cfg, out)  # run_dir_name, or a same-config run's old name
     else:
         run_dir = resume
     _check_device(cfg, resume)

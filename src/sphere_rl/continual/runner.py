@@ -130,10 +130,38 @@ def run_dir_name(cfg: ExperimentConfig) -> str:
     and unique to the run's identity (:func:`~sphere_rl.config.config_hash`), so re-running the
     same experiment finds its run and no two experiments share a directory. The preset is named
     where it is not the benchmark's own (``cw10-quick-crl-sphere-s0-…``)."""
-    what = cfg.benchmark if cfg.tasks is None else "custom-" + "-".join(cfg.tasks)[:60]
+    what, extra = _name_parts(cfg)
     preset = "" if cfg.preset in (None, cfg.benchmark) else f"-{cfg.preset}"
+    identity = config_hash(cfg.to_dict())
+    return f"{what}{preset}-{cfg.protocol}-{cfg.method}{extra}-s{cfg.seed}-{identity}"
+
+
+def _name_parts(cfg: ExperimentConfig) -> tuple[str, str]:
+    """The sequence (benchmark, or ``custom-`` and the tasks) and ``-<arch>-<reg>`` if overridden."""
+    what = cfg.benchmark if cfg.tasks is None else "custom-" + "-".join(cfg.tasks)[:60]
     extra = "" if (cfg.arch is None and cfg.reg is None) else f"-{cfg.arch}-{cfg.reg}"
-    return f"{what}{preset}-{cfg.protocol}-{cfg.method}{extra}-s{cfg.seed}-{config_hash(cfg.to_dict())}"
+    return what, extra
+
+
+def legacy_run_dir_name(cfg: ExperimentConfig) -> str:
+    """The name runs had before :func:`run_dir_name` carried the preset and the config hash."""
+    what, extra = _name_parts(cfg)
+    return f"{what}-{cfg.protocol}-{cfg.method}{extra}-s{cfg.seed}"
+
+
+def find_run_dir(cfg: ExperimentConfig, out: Path) -> Path:
+    """Where ``cfg``'s run lives under ``out``: ``out/run_dir_name(cfg)``, unless only a run under
+    its :func:`legacy_run_dir_name` exists and holds this very configuration (same
+    :func:`~sphere_rl.config.config_hash`), which re-running the same command then continues."""
+    run_dir, legacy = Path(out) / run_dir_name(cfg), Path(out) / legacy_run_dir_name(cfg)
+    if (run_dir / "config.json").exists() or not (legacy / "config.json").is_file():
+        return run_dir
+    try:
+        saved = read_json(legacy / "config.json")
+    except RunFileError:
+        return run_dir
+    same = isinstance(saved, dict) and config_hash(saved) == config_hash(cfg.to_dict())
+    return legacy if same else run_dir
 
 
 NEW_RUN, RESUME_RUN, FINISHED_RUN = "new", "resume", "finished"
@@ -732,5 +760,7 @@ __all__ = [
     "check_sequence",
     "decide_open",
     "derive_seed",
+    "find_run_dir",
+    "legacy_run_dir_name",
     "run_dir_name",
 ]
