@@ -9,6 +9,7 @@ from cli_helpers import TINY_RUN, invoke
 from sphere_rl.config import RUNTIME_KEYS, build_config, config_hash
 from sphere_rl.continual.rundir import atomic_write_json
 from sphere_rl.continual.runner import ContinualRunner, run_dir_name
+from sphere_rl.sweep.plan import plan_runs
 
 
 def test_a_quick_run_and_a_full_run_have_different_directories():
@@ -92,3 +93,6 @@ def test_runs_under_the_old_names_are_still_continued(tmp_path):
                    "--dry-run")  # fmt: skip
     assert other.exit_code == 0 and "dry run (new run)" in other.text
     assert f"{old};" not in other.text
+    # A sweep finds it too.
+    (planned,) = plan_runs([cfg], tmp_path / "runs")
+    assert planned.run_dir == old.absolute() and planned.action == "resume"
