@@ -81,10 +81,11 @@ class ResumeError(RuntimeError):
     """A run directory cannot be resumed with the given configuration."""
 
 
-class RunInterrupted(BaseException):
+class RunInterrupted(KeyboardInterrupt):
     """Training was stopped by a signal (SIGINT, SIGTERM); ``status.json`` says ``interrupted``.
 
-    A ``BaseException``, as ``KeyboardInterrupt``: ``except Exception`` must not swallow it."""
+    A ``KeyboardInterrupt``: ``except Exception`` must not swallow it, and code that handles
+    Ctrl-C handles it too."""
 
     def __init__(self, signal_name: str, global_step: int = 0) -> None:
         super().__init__(f"interrupted by {signal_name} at step {global_step:,}")
