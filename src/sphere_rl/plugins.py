@@ -8,6 +8,7 @@ sweep, which receives :func:`plugin_locations` and calls :func:`import_plugin_lo
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 
 class PluginError(ValueError):
@@ -115,3 +117,46 @@ def import_plugin_locations(locations: Iterable[tuple[str, str]]) -> None:
         if root not in sys.path:
             sys.path.append(root)
         importlib.import_module(name)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def plugin_records(modules: Sequence[ModuleType]) -> list[dict[str, str]]:
+    """What a run records of its plug-ins (run.json ``"plugins"``): per module its name, source
+    file, the ``sys.path`` entry it was imported from, and the SHA-256 of the file's bytes."""
+    return [
+        {"module": name, "file": str(Path(module.__file__).resolve()), "root": root,
+         "sha256": _sha256(Path(module.__file__))}
+        for module, (name, root) in zip(modules, plugin_locations(modules), strict=True)
+    ]  # fmt: skip
+
+
+def load_recorded_plugins(records: Iterable[dict[str, Any]], run_dir: Path) -> list[ModuleType]:
+    """Import the plug-ins a run recorded (:func:`plugin_records`), after checking that each file
+    is still where it was, with the same bytes.
+
+    Raises:
+        PluginError: naming the run, the module and what changed (moved or edited file).
+    """
+    modules = []
+    for record in records:
+        name, file = record["module"], Path(record["file"])
+        if not file.is_file():
+            raise PluginError(
+                f"{run_dir} was trained with plug-in {name!r} from {file}, which no longer exists;"
+                " pass --plugin with its new location"
+            )
+        digest = _sha256(file)
+        if digest != record["sha256"]:
+            raise PluginError(
+                f"{run_dir} was trained with plug-in {name!r} from {file}, which has changed since"
+                f" (sha256 {record['sha256'][:12]} then, {digest[:12]} now); restore it, or pass"
+                f" --plugin {file} to use it as it is now"
+            )
+        loaded = sys.modules.get(name)
+        if loaded is None or Path(getattr(loaded, "__file__", "") or "").resolve() != file:
+            import_plugin_locations([(name, record["root"])])
+        modules.append(sys.modules[name])
+    return modules

@@ -38,3 +38,15 @@ def snapshot(root: Path, ignore: tuple[str, ...] = (".lock",)) -> dict[str, tupl
         data = path.read_bytes() if path.is_file() else None
         tree[str(path.relative_to(root))] = (data, path.stat().st_mode)
     return tree
+
+
+def invoke(*args: str):
+    """``sphere ARGS`` in this process; ``result.text`` is the output with its line wraps undone."""
+    from typer.testing import CliRunner
+
+    from sphere_rl.cli.app import _register_all, app
+
+    _register_all()
+    result = CliRunner().invoke(app, list(args), terminal_width=300)
+    result.text = " ".join(result.output.split())
+    return result

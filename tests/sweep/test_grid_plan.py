@@ -41,8 +41,8 @@ def test_expand_grid_reports_every_problem_before_running():
     assert "protocol must be one of" in str(err.value) and "num_envs must be > 0" in str(err.value)
 
 
-def _write_run(out, cfg, state):
-    run = out / run_dir_name(cfg)
+def _write_run(out, cfg, state, name=None):
+    run = out / (name or run_dir_name(cfg))
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps(cfg.to_dict()))
     (run / "status.json").write_text(json.dumps({"state": state, "global_step": 100}))
@@ -56,7 +56,8 @@ def test_plan_new_resume_skip_conflict(tmp_path):
     _write_run(tmp_path, by_key["ppo", 1], "running")
     _write_run(tmp_path, by_key["sphere", 0], "failed")
     changed = build_config({**by_key["sphere", 1].to_dict(), "lr": 1e-3})
-    _write_run(tmp_path, changed, "running")
+    # Names carry the config hash, so a conflict is a directory edited or renamed by hand.
+    _write_run(tmp_path, changed, "running", name=run_dir_name(by_key["sphere", 1]))
     actions = {(p.cfg.method, p.cfg.seed): p.action for p in plan_runs(configs, tmp_path)}
     assert actions == {
         ("ppo", 0): "skip", ("ppo", 1): "resume", ("sphere", 0): "skip",

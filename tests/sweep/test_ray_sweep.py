@@ -26,6 +26,12 @@ def _summary(out: Path) -> dict[str, dict]:
     return {o["name"]: o for o in json.loads((out / "sweep_summary.json").read_text())}
 
 
+def _name(method: str, seed: int) -> str:
+    return run_dir_name(
+        build_config({**ONE_TASK, "method": method, "protocol": "crl", "seed": seed})
+    )
+
+
 def test_sweep_trains_reports_a_failure_and_skips_finished_runs(tmp_path, config_file):
     cfg_file, out = config_file(ONE_TASK), tmp_path / "runs"
     # One run of the grid already exists with a corrupt checkpoint: its resume fails.
@@ -43,18 +49,18 @@ def test_sweep_trains_reports_a_failure_and_skips_finished_runs(tmp_path, config
     assert first.returncode == 1, first.stdout + first.stderr
     summary = _summary(out)
     assert {n: o["result"] for n, o in summary.items()} == {
-        "custom-reach-v3-crl-ppo-s0": "finished", "custom-reach-v3-crl-ppo-s1": "failed",
-        "custom-reach-v3-crl-sphere-s0": "finished", "custom-reach-v3-crl-sphere-s1": "finished",
+        _name("ppo", 0): "finished", _name("ppo", 1): "failed",
+        _name("sphere", 0): "finished", _name("sphere", 1): "finished",
     }  # fmt: skip
-    assert summary["custom-reach-v3-crl-ppo-s1"]["action"] == "resume"
-    assert "UnpicklingError" in summary["custom-reach-v3-crl-ppo-s1"]["error"]
+    assert summary[_name("ppo", 1)]["action"] == "resume"
+    assert "UnpicklingError" in summary[_name("ppo", 1)]["error"]
     assert "sweep summary" in first.stdout and "3 finished" in first.stdout
-    assert "custom-reach-v3-crl-ppo-s1" in first.stderr and "UnpicklingError" in first.stderr
-    for name in ("custom-reach-v3-crl-ppo-s0", "custom-reach-v3-crl-sphere-s1"):
+    assert _name("ppo", 1) in first.stderr and "UnpicklingError" in first.stderr
+    for name in (_name("ppo", 0), _name("sphere", 1)):
         assert "task 1/1: reach-v3" in (out / name / "sweep.log").read_text()
 
     # Same sweep again (the healthy seed): nothing is retrained and Ray is not even started.
-    before = {p: p.read_bytes() for p in out.glob("*-s0/metrics.jsonl")}
+    before = {p: p.read_bytes() for p in out.glob("*-s0-*/metrics.jsonl")}
     second = subprocess.run(
         sweep_cmd(cfg_file, out, "--methods", "ppo,sphere", "--seeds", "0", "--protocols", "crl"),
         env=ENV, capture_output=True, text=True, timeout=300,
@@ -62,7 +68,7 @@ def test_sweep_trains_reports_a_failure_and_skips_finished_runs(tmp_path, config
     assert second.returncode == 0, second.stdout + second.stderr
     assert "(2 skip)" in second.stdout and "Token authentication" not in second.stderr
     assert {o["result"] for o in _summary(out).values()} == {"skipped"}
-    assert before == {p: p.read_bytes() for p in out.glob("*-s0/metrics.jsonl")}
+    assert before == {p: p.read_bytes() for p in out.glob("*-s0-*/metrics.jsonl")}
 
 
 def _session_alive(session: int) -> bool:

@@ -97,7 +97,7 @@ def test_sweep_validates_methods_and_loads_plugins(tmp_path, config_file, isolat
                                     str(plugin), "--out", str(tmp_path / "runs"), "--dry-run"],
                               terminal_width=200)  # fmt: skip
     assert good.exit_code == 0, good.output
-    assert "custom-reach-v3-crl-swept-s0" in good.output
+    assert "custom-reach-v3-quick-crl-swept-s0-" in good.output
     sys.modules.pop("ux_sweep_plugin", None)
 
 

@@ -26,8 +26,8 @@ import numpy as np
 from sphere_rl.analysis import plots
 from sphere_rl.analysis.entk_results import entk_matrix, read_entk_records
 from sphere_rl.analysis.html import render_html
-from sphere_rl.analysis.provenance import ProvenanceSummary, summarize_provenance
 from sphere_rl.analysis.intervals import DEFAULT_METHOD, describe
+from sphere_rl.analysis.provenance import ProvenanceSummary, summarize_provenance
 from sphere_rl.analysis.raw import raw_csv
 from sphere_rl.analysis.runs import RunLoadError, find_runs
 from sphere_rl.analysis.summary import ExperimentSummary, Summary, summarize

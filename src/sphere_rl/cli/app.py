@@ -20,8 +20,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import sphere_rl
+
+        typer.echo(f"sphere-rl {sphere_rl.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version."
+    ),
+) -> None:
     """SPHERE: spectral plasticity for Mixture-of-Experts policies in continual RL."""
 
 

@@ -117,3 +117,29 @@ def _check_path_length(out: Path, flag: str) -> None:
     if length + _RUN_PATH_ROOM > path_max:
         fail(f"{flag}: the path is {length} bytes long; run directories need it shorter than"
              f" {path_max - _RUN_PATH_ROOM} bytes (PATH_MAX {path_max}); use a shorter path")  # fmt: skip
+
+
+ASSIGNMENTS_HELP = (
+    "Configuration overrides KEY=VALUE (any field of ExperimentConfig, e.g. rho=0.01"
+    " hidden=[64,64] norm_obs=false); VALUE is read as JSON where it parses (numbers, booleans,"
+    " lists, null), else as a string. They win over every flag and --config."
+)
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, Any]:
+    """``["rho=0.01", "tasks=reach-v3,push-v3"]`` → ``{"rho": 0.01, "tasks": "reach-v3,push-v3"}``:
+    each value parsed as JSON where possible, else kept as a string. Keys and values are checked
+    later, with the rest of the configuration (``build_config``); a malformed item exits 2."""
+    parsed: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or key.startswith("-"):
+            fail(f"{item!r} is neither an option nor KEY=VALUE (e.g. rho=0.01)")
+        if key in parsed:
+            fail(f"{key} is given twice ({key}={json.dumps(parsed[key])} and {item}); give it once")
+        try:
+            parsed[key] = json.loads(text)
+        except json.JSONDecodeError:
+            parsed[key] = text
+    return parsed

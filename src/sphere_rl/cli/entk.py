@@ -47,7 +47,7 @@ def entk_command(
     with the run's logged entk/effective_rank.
     """
     from sphere_rl.analysis.entk_results import save_entk_records
-    from sphere_rl.cli.train import load_plugins_or_fail
+    from sphere_rl.cli.train import load_run_plugins_or_fail
     from sphere_rl.continual.evaluation import probe_states
     from sphere_rl.continual.loading import load_agent
     from sphere_rl.continual.runner import PROBE_STREAM, derive_seed
@@ -57,7 +57,7 @@ def entk_command(
     if samples < 1:
         err_console.print(f"[red]error:[/red] --samples must be >= 1, got {samples}")
         raise typer.Exit(2)
-    load_plugins_or_fail(plugin)
+    load_run_plugins_or_fail(plugin, run_dir)
     ckpt_dir = run_dir / "checkpoints"
     names = (
         sorted(p.stem for p in ckpt_dir.glob("task_*_end.pt"))

@@ -48,18 +48,29 @@ def mechanism(
         typer.echo(f"unreadable run left out: {err}", err=True)
     if not runs:
         fail(f"no run under {runs_dir} has diagnostics yet")
+    # Changes over a sequence are only comparable on one probe batch for the whole run: each
+    # task's own probe measures every task on other states.
+    has_probe = {id(run): any(mech.FIXED + mech.RANK in d for d in run.diags) for run in runs}
+    probed = [run for run in runs if has_probe[id(run)]]
+    if not probed:
+        fail(f"no run under {runs_dir} has the run-wide probe (they were trained with"
+             " diag_fixed_probe false), so r_e(K) changes across tasks cannot be compared; train"
+             ' with --config holding {"diag_fixed_probe": true}')  # fmt: skip
+    if len(probed) < len(runs):
+        left_out = ", ".join(run.name for run in runs if not has_probe[id(run)])
+        typer.echo(f"runs without the run-wide probe left out: {left_out}", err=True)
+    runs = probed
     provenance = summarize_provenance(runs)
     if strict and (problem := provenance.strict_problem()):
         fail(problem)
     print_provenance(err_console, provenance)  # stdout carries the tables
     out.mkdir(parents=True, exist_ok=True)
     sections, payload = [], {}
-    for prefix, name in ((mech.FIXED, "run-wide probe"), ("", "each task's own probe")):
-        for key, what in ((mech.RANK, "r_e(K)"), (mech.PROXY, "r_e(A)")):
-            summaries = mech.spectrum_summary(runs, prefix + key, reps=reps)
-            if summaries:
-                sections.append(mech.spectrum_markdown(summaries, f"{what} on {name}"))
-                payload[prefix + key] = [_jsonable(s) for s in summaries]
+    for key, what in ((mech.RANK, "r_e(K)"), (mech.PROXY, "r_e(A)")):
+        summaries = mech.spectrum_summary(runs, mech.FIXED + key, reps=reps)
+        if summaries:
+            sections.append(mech.spectrum_markdown(summaries, f"{what} on the run-wide probe"))
+            payload[mech.FIXED + key] = [_jsonable(s) for s in summaries]
     corr = mech.proxy_correlation(runs)
     payload["proxy_correlation"] = {"pearson_r": corr.r, "points": corr.n}
     sections.append(f"Pearson r(r_e(A), r_e(K)) = {corr.r:.3f} over {corr.n} diagnostic points.\n")

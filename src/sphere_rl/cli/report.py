@@ -128,7 +128,7 @@ def report(
         console.print(f"no differences: no finished {reference} runs on the same sequence and"
                       " protocol (--reference names the method to compare with)", highlight=False)  # fmt: skip
     if partial:
-        names = ", ".join(f"{m.run.name} ({m.run.state})" for m in partial)
+        names = ", ".join(f"{m.run.name} ({_state(m.run)})" for m in partial)
         console.print(f"[yellow]{len(partial)} partial run(s), reported apart:[/yellow] {names}")
     for problem in result.unreadable:
         console.print(f"[yellow]unreadable run left out:[/yellow] {escape(problem)}",
@@ -137,3 +137,10 @@ def report(
     for note in result.summary.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"report: {out / 'index.html'} (tables in {out / 'tables'}, {out / 'report.md'})")
+
+
+def _state(run) -> str:
+    """``interrupted by SIGTERM at step 40,000``, or the state alone."""
+    if run.state == "interrupted":
+        return f"{run.status.get('error')} at step {run.status.get('global_step', 0):,}"
+    return run.state

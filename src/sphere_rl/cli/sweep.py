@@ -11,7 +11,14 @@ from typing import Annotated, Any
 
 import typer
 
-from sphere_rl.cli.common import check_out_dir, err_console, fail, read_config_file
+from sphere_rl.cli.common import (
+    ASSIGNMENTS_HELP,
+    check_out_dir,
+    err_console,
+    fail,
+    parse_assignments,
+    read_config_file,
+)
 from sphere_rl.cli.output import make_console, name_table
 from sphere_rl.config import CHOICES, PRESETS
 from sphere_rl.envs.registry import BENCHMARKS
@@ -34,6 +41,9 @@ def sweep(
             f"{', '.join(METHODS)} (and those --plugin modules register)."
         ),
     ],
+    assignments: Annotated[
+        list[str] | None, typer.Argument(metavar="[KEY=VALUE]...", help=ASSIGNMENTS_HELP)
+    ] = None,
     seeds: Annotated[str, Opt(help="Seeds: a range 0-4, a list 0,2,7 or both.")] = "0",
     protocols: Annotated[
         str, Opt(help=f"Comma-separated protocols: {', '.join(CHOICES['protocol'])}.")
@@ -112,8 +122,10 @@ def sweep(
         fail("give --benchmark or --tasks, not both (--tasks replaces the sequence)")
     flags = {"preset": preset, "steps_per_task": steps_per_task, "tasks": tasks}
     base.update({k: v for k, v in flags.items() if v is not None})
-    if tasks is not None and benchmark is None:
+    assigned = parse_assignments(assignments)
+    if (tasks is not None or "tasks" in assigned) and benchmark is None:
         base["benchmark"] = None
+    base.update(assigned)  # as for train: defaults ← preset ← --config ← flags ← KEY=VALUE
     if cpus_per_run <= 0 or gpus_per_run < 0:
         fail("--cpus-per-run must be > 0 and --gpus-per-run >= 0")
     if address is not None and num_cpus is not None:

@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from sphere_rl.algo.ppo import NonFiniteLossError
-from sphere_rl.cli.common import check_out_dir, err_console, fail, read_config_file
+from sphere_rl.cli.common import (
+    ASSIGNMENTS_HELP,
+    check_out_dir,
+    err_console,
+    fail,
+    parse_assignments,
+    read_config_file,
+)
 from sphere_rl.cli.output import make_console, name_table, print_json
 from sphere_rl.config import CHOICES, PRESETS, ConfigError, ExperimentConfig, build_config
 from sphere_rl.continual.rundir import RunBusyError, RunFileError, read_json, run_lock
 from sphere_rl.envs.registry import BENCHMARKS
 from sphere_rl.methods import ARCHS, CALLBACKS, METHODS, REGULARIZERS
+
+if TYPE_CHECKING:
+    from sphere_rl.continual.runner import OpenDecision
 
 console = make_console()
 
@@ -76,6 +87,9 @@ def _default(key: str) -> str:
 
 
 def train(
+    assignments: Annotated[
+        list[str] | None, typer.Argument(metavar="[KEY=VALUE]...", help=ASSIGNMENTS_HELP)
+    ] = None,
     benchmark: Annotated[
         str | None, Opt(help=HELP["benchmark"], show_default=_default("benchmark"))
     ] = None,
@@ -143,12 +157,15 @@ def train(
     """Train on a task sequence (CRL or RL protocol), evaluating, diagnosing and checkpointing.
 
     Re-running the same command continues the run it created (same directory under --out).
+    Configuration: defaults ← preset ← --config file ← flags ← KEY=VALUE overrides.
     """
     from sphere_rl.continual.runner import (
         ContinualRunner,
         ResumeError,
+        RunInterrupted,
         check_sequence,
-        run_dir_name,
+        decide_open,
+        find_run_dir,
     )
 
     overrides: dict[str, Any] = read_config_file(config) if config is not None else {}
@@ -160,12 +177,17 @@ def train(
         "eval_episodes": eval_episodes, "env_backend": env_backend, "device": device,
     }  # fmt: skip
     overrides.update({k: v for k, v in flags.items() if v is not None})
+    assigned = parse_assignments(assignments)
     conflict = []
     if benchmark is not None and tasks is not None:
         conflict.append("give --benchmark or --tasks, not both (--tasks replaces the sequence)")
-    elif tasks is not None:
+    elif tasks is not None or ("tasks" in assigned and "benchmark" not in assigned):
         overrides["benchmark"] = None
-    load_plugins_or_fail(plugin)
+    overrides.update(assigned)  # defaults ← preset ← --config ← flags ← KEY=VALUE
+    # A resumed run's plug-ins come from its run.json unless --plugin is given.
+    modules = (
+        load_plugins_or_fail(plugin) if resume is None else load_run_plugins_or_fail(plugin, resume)
+    )
     # Everything is checked before the run directory is created or touched.
     cfg = _resolve_config(overrides, conflict, resume)
     try:
@@ -176,7 +198,7 @@ def train(
         fail("--allow-config-change needs --resume RUN (a new run has nothing to change)")
     if resume is None:
         check_out_dir(out)
-        run_dir = out / run_dir_name(cfg)
+        run_dir = find_run_dir(cfg, out)  # run_dir_name, or a same-config run's old name
     else:
         run_dir = resume
         if not os.access(resume, os.W_OK | os.X_OK):  # also a read-only file system, even as root
@@ -184,22 +206,47 @@ def train(
                  " it); make it writable, then run the same command again")  # fmt: skip
     _check_device(cfg, resume)
     if dry_run:
-        _print_dry_run(cfg, run_dir)
+        try:  # the decision the real command takes, without touching anything
+            decision = decide_open(cfg, run_dir, allow_config_change)
+        except (ResumeError, RunFileError) as err:
+            fail(str(err))
+        _print_dry_run(cfg, run_dir, decision)
         return
     try:
         with run_lock(run_dir):
             runner = ContinualRunner.open(
-                cfg, run_dir, show_progress=not quiet, allow_config_change=allow_config_change
+                cfg,
+                run_dir,
+                show_progress=not quiet,
+                plugins=modules,
+                allow_config_change=allow_config_change,
             )
             if runner.status.get("state") == "finished":
                 console.print(f"{runner.run_dir} is already finished; nothing to do.")
                 return
+            console.print(_config_line(runner.cfg, runner.run_dir), highlight=False, soft_wrap=True)
             status = runner.run()  # a bug inside training keeps its traceback (and error.log)
     except (ConfigError, ResumeError, RunBusyError, RunFileError) as err:
         fail(str(err))
     except NonFiniteLossError as err:
         fail(str(err), code=3)
+    except RunInterrupted as err:  # status.json says "interrupted"; 128 + signal, as the shell
+        fail(f"{err}; {run_dir} is saved up to its last checkpoint, continue it with"
+             f" sphere train --resume {run_dir}", code=128 + signal.Signals[err.signal_name])  # fmt: skip
     console.print(f"finished: {runner.run_dir} ({status['global_step']:,} env steps)")
+
+
+def _config_line(cfg: ExperimentConfig, run_dir: Path) -> str:
+    """``config: preset quick; rho=0.05, seed=3 (defaults otherwise); all keys in DIR/config.json``:
+    the keys that differ from :class:`ExperimentConfig`'s defaults (the preset's and the user's)."""
+    resolved, defaults = cfg.to_dict(), _DEFAULTS.to_dict()
+    changed = ", ".join(
+        f"{k}={json.dumps(v)}" for k, v in resolved.items() if k != "preset" and v != defaults[k]
+    )
+    return (
+        f"config: preset {cfg.preset or 'none'}; {changed or 'all defaults'}"
+        f"{' (defaults otherwise)' if changed else ''}; all keys in {run_dir / 'config.json'}"
+    )
 
 
 def _resolve_config(
@@ -226,6 +273,8 @@ def _resolve_config(
     else:
         if not problems:
             return cfg
+    if len(problems) == 1:  # one mistake, one line
+        fail(f"invalid configuration: {problems[0]}")
     fail("invalid configuration:\n  - " + "\n  - ".join(problems))
 
 
@@ -256,9 +305,27 @@ def load_plugins_or_fail(specs: list[str] | None) -> list[ModuleType]:
         fail(str(err))
 
 
-def _print_dry_run(cfg: ExperimentConfig, run_dir: Path) -> None:
-    """What ``train`` would do: one line on stderr, the resolved configuration as JSON on stdout
-    (usable as ``--config``). Nothing is created."""
+def load_run_plugins_or_fail(specs: list[str] | None, run_dir: Path) -> list[ModuleType]:
+    """The ``--plugin`` modules if any are given, else the plug-ins ``run_dir`` recorded in its
+    run.json, checked to be where they were with the same bytes (exit 2 saying what changed)."""
+    from sphere_rl.plugins import PluginError, load_recorded_plugins
+
+    if specs:
+        return load_plugins_or_fail(specs)
+    try:
+        run_info = read_json(run_dir / "run.json")
+    except RunFileError:  # not a run, or damaged: the caller says so
+        return []
+    try:
+        records = run_info.get("plugins", []) if isinstance(run_info, dict) else []
+        return load_recorded_plugins(records, run_dir)
+    except PluginError as err:
+        fail(str(err))
+
+
+def _print_dry_run(cfg: ExperimentConfig, run_dir: Path, decision: OpenDecision) -> None:
+    """What ``train`` would do (``decision``, the real command's): one line on stderr, the resolved
+    configuration as JSON on stdout (usable as ``--config``). Nothing is created."""
     from sphere_rl.envs import resolve_tasks
     from sphere_rl.methods import resolve_method
 
@@ -267,8 +334,12 @@ def _print_dry_run(cfg: ExperimentConfig, run_dir: Path) -> None:
         tasks = resolve_tasks(cfg.benchmark if cfg.tasks is None else None, cfg.tasks)
     except (ConfigError, ValueError) as err:
         fail(str(err))
-    state = "resume" if (run_dir / "config.json").exists() else "new run"
     total = len(tasks) * cfg.iterations_per_task * cfg.steps_per_iteration
+    state = {
+        "new": "new run",
+        "resume": f"resume a {decision.state} run at step {decision.global_step:,}",
+        "finished": "already finished; nothing to do",
+    }[decision.action]
     err_console.print(
         f"dry run ({state}): {run_dir}; {cfg.method} = {arch} + {'+'.join(plugins) or 'no plug-ins'};"
         f" {cfg.protocol} on {len(tasks)} task(s) ({', '.join(tasks)}), {total:,} env steps",
@@ -308,19 +379,23 @@ def evaluate_run(
     For a CRL run one agent is evaluated on every task. For an RL run (a fresh agent per task),
     'latest' means each task's own final agent (task_XXX_end).
     """
+    from sphere_rl.envs.gl import ensure_headless_gl, offscreen_gl_problem
+
+    if video is not None:
+        ensure_headless_gl()  # before MuJoCo is first imported (by the imports below)
+        problem = offscreen_gl_problem()  # before the first episode, not after the evaluation
+        if problem is not None:
+            fail(problem)
     from sphere_rl.continual.evaluation import evaluate
     from sphere_rl.continual.loading import load_agent
     from sphere_rl.continual.video import VIDEO_FORMATS
     from sphere_rl.envs.registry import task_options
-    from sphere_rl.envs.render import ensure_headless_gl
 
-    if video is not None:
-        ensure_headless_gl()  # before MuJoCo is first imported
     if episodes < 1:
         fail(f"--episodes must be >= 1, got {episodes}")
     if video_format not in VIDEO_FORMATS:
         fail(f"--video-format must be one of {', '.join(VIDEO_FORMATS)}, got {video_format!r}")
-    load_plugins_or_fail(plugin)
+    load_run_plugins_or_fail(plugin, run_dir)
     if video_every < 1:
         fail(f"--video-every must be >= 1, got {video_every}")
     try:

@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import signal
+import threading
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -63,6 +67,7 @@ from sphere_rl.envs import make_vector_env, resolve_tasks, task_spec
 from sphere_rl.envs.registry import task_options
 from sphere_rl.envs.vector import SNAPSHOT_FAMILIES, VectorTaskEnv, resolve_backend
 from sphere_rl.methods import build_agent, resolve_method
+from sphere_rl.plugins import plugin_records
 from sphere_rl.runtime import keep_freed_memory
 
 # Stream identifiers for derive_seed: each random stream of a run has its own key.
@@ -78,6 +83,39 @@ class ResumeError(RuntimeError):
     """A run directory cannot be resumed with the given configuration."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Training was stopped by a signal (SIGINT, SIGTERM); ``status.json`` says ``interrupted``.
+
+    A ``KeyboardInterrupt``: ``except Exception`` must not swallow it, and code that handles
+    Ctrl-C handles it too."""
+
+    def __init__(self, signal_name: str, global_step: int = 0) -> None:
+        super().__init__(f"interrupted by {signal_name} at step {global_step:,}")
+        self.signal_name, self.global_step = signal_name, global_step
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """Make SIGTERM raise :class:`RunInterrupted` (as SIGINT raises ``KeyboardInterrupt``), so
+    the run can record it. Only where nobody else handles SIGTERM (not in a Ray worker, which
+    has its own handler) and in the main thread (the only one that may set handlers)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise RunInterrupted("SIGTERM")
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 class RunDamagedError(ResumeError):
     """A run directory's files contradict each other; resuming would lose or duplicate work."""
 
@@ -91,10 +129,92 @@ class RunState:
 
 
 def run_dir_name(cfg: ExperimentConfig) -> str:
-    """Deterministic directory name, so re-running the same experiment finds its run."""
+    """``<what>[-<preset>]-<protocol>-<method>[-<arch>-<reg>]-s<seed>-<config hash>``: readable,
+    and unique to the run's identity (:func:`~sphere_rl.config.config_hash`), so re-running the
+    same experiment finds its run and no two experiments share a directory. The preset is named
+    where it is not the benchmark's own (``cw10-quick-crl-sphere-s0-…``)."""
+    what, extra = _name_parts(cfg)
+    preset = "" if cfg.preset in (None, cfg.benchmark) else f"-{cfg.preset}"
+    identity = config_hash(cfg.to_dict())
+    return f"{what}{preset}-{cfg.protocol}-{cfg.method}{extra}-s{cfg.seed}-{identity}"
+
+
+def _name_parts(cfg: ExperimentConfig) -> tuple[str, str]:
+    """The sequence (benchmark, or ``custom-`` and the tasks) and ``-<arch>-<reg>`` if overridden."""
     what = cfg.benchmark if cfg.tasks is None else "custom-" + "-".join(cfg.tasks)[:60]
     extra = "" if (cfg.arch is None and cfg.reg is None) else f"-{cfg.arch}-{cfg.reg}"
+    return what, extra
+
+
+def legacy_run_dir_name(cfg: ExperimentConfig) -> str:
+    """The name runs had before :func:`run_dir_name` carried the preset and the config hash."""
+    what, extra = _name_parts(cfg)
     return f"{what}-{cfg.protocol}-{cfg.method}{extra}-s{cfg.seed}"
+
+
+def find_run_dir(cfg: ExperimentConfig, out: Path) -> Path:
+    """Where ``cfg``'s run lives under ``out``: ``out/run_dir_name(cfg)``, unless only a run under
+    its :func:`legacy_run_dir_name` exists and holds this very configuration (same
+    :func:`~sphere_rl.config.config_hash`), which re-running the same command then continues."""
+    run_dir, legacy = Path(out) / run_dir_name(cfg), Path(out) / legacy_run_dir_name(cfg)
+    if (run_dir / "config.json").exists() or not (legacy / "config.json").is_file():
+        return run_dir
+    try:
+        saved = read_json(legacy / "config.json")
+    except RunFileError:
+        return run_dir
+    same = isinstance(saved, dict) and config_hash(saved) == config_hash(cfg.to_dict())
+    return legacy if same else run_dir
+
+
+NEW_RUN, RESUME_RUN, FINISHED_RUN = "new", "resume", "finished"
+
+
+@dataclass(frozen=True)
+class OpenDecision:
+    """What :meth:`ContinualRunner.open` will do with a run directory (``--dry-run`` prints it)."""
+
+    action: str  # new | resume | finished
+    saved: dict[str, Any] | None = None  # the stored configuration of an existing run
+    state: str = "new"  # status.json's state
+    global_step: int = 0  # where the run stands
+
+
+def decide_open(
+    cfg: ExperimentConfig | None, run_dir: Path, allow_config_change: bool = False
+) -> OpenDecision:
+    """Read ``run_dir`` and decide whether :meth:`ContinualRunner.open` starts, resumes or finds
+    finished the run there, touching nothing. ``allow_config_change``: a changed configuration is
+    not refused here (the resume checks what may change, and records it).
+
+    Raises:
+        ResumeError: ``cfg`` differs from the stored configuration in a key other than
+            :data:`RUNTIME_KEYS`, or ``cfg=None`` and no run in ``run_dir``.
+        RunFileError: config.json cannot be read.
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        if cfg is None:
+            raise ResumeError(f"{run_dir} is not a run directory (no config.json)")
+        return OpenDecision(NEW_RUN)
+    saved = read_json(config_path)
+    if cfg is not None:
+        diff = [k for k in config_diff(saved, cfg.to_dict()) if k not in RUNTIME_KEYS]
+        if diff and not allow_config_change:
+            details = ", ".join(f"{k}: {saved.get(k)!r} → {cfg.to_dict().get(k)!r}" for k in diff)
+            raise ResumeError(
+                f"{run_dir} was started with a different configuration; differing keys:"
+                f" {details}. Resume without changing them, or use another --out."
+            )
+    status_path = run_dir / "status.json"
+    try:
+        status = read_json(status_path) if status_path.exists() else {"state": "new"}
+    except RunFileError:  # rewritten by the resume
+        status = {"state": "unreadable"}
+    state, step = status.get("state", "new"), status.get("global_step", 0)
+    action = FINISHED_RUN if state == "finished" else RESUME_RUN
+    return OpenDecision(action, saved, state, step)
 
 
 class ContinualRunner:
@@ -126,8 +246,12 @@ class ContinualRunner:
         run_dir: Path,
         show_progress: bool = True,
         allow_config_change: bool = False,
+        plugins: Sequence[ModuleType] = (),
     ) -> ContinualRunner:
         """Start a new run in ``run_dir``, or resume the one there.
+
+        ``plugins``: the plug-in modules a new run needs, recorded in run.json (``"plugins"``,
+        :func:`~sphere_rl.plugins.plugin_records`) so that later commands can load them.
 
         Resuming compares ``cfg`` (if given) with the saved configuration and refuses any change
         but of :data:`RUNTIME_KEYS`, naming the differing keys; it also refuses a ``config.json``
@@ -145,16 +269,10 @@ class ContinualRunner:
         """
         run_dir = Path(run_dir)
         config_path = run_dir / "config.json"
-        if config_path.exists():
-            saved = read_json(config_path)
+        decision = decide_open(cfg, run_dir, allow_config_change)
+        if decision.action != NEW_RUN:
+            saved = decision.saved
             new = saved if cfg is None else cfg.to_dict()
-            diff = [k for k in config_diff(saved, new) if k not in RUNTIME_KEYS]
-            if diff and not allow_config_change:
-                details = ", ".join(f"{k}: {saved.get(k)!r} → {new.get(k)!r}" for k in diff)
-                raise ResumeError(
-                    f"{run_dir} was started with a different configuration; differing keys:"
-                    f" {details}. Resume without changing them, or use another --out."
-                )
             run_info = _read_run_info(run_dir)
             runner = cls(build_config(new), run_dir, show_progress)
             remove_stale_temporaries(run_dir)
@@ -168,13 +286,11 @@ class ContinualRunner:
             if runner.status.get("state") != "finished":
                 runner._begin_segment(run_info, change)
             return runner
-        if cfg is None:
-            raise ResumeError(f"{run_dir} is not a run directory (no config.json)")
         runner = cls(cfg, run_dir, show_progress)  # validates before anything is created
         run_dir.mkdir(parents=True, exist_ok=True)
         arch, regs = resolve_method(cfg)
         run_info = {"tasks": runner.tasks, "arch": arch, "regularizers": regs,
-                    "version": sphere_rl.__version__}  # fmt: skip
+                    "version": sphere_rl.__version__, "plugins": plugin_records(plugins)}  # fmt: skip
         runner._begin_segment(run_info, {})  # writes run.json
         atomic_write_json(config_path, cfg.to_dict())
         runner._write_status("running")
@@ -213,7 +329,10 @@ class ContinualRunner:
             self.run_dir / "tb", self.state.global_step + 1, self.cfg.to_dict(), self.eval_records
         )
         try:
-            with ProgressDisplay(total, self.show_progress, self.run_dir.name) as progress:
+            with (
+                _sigterm_raises(),
+                ProgressDisplay(total, self.show_progress, self.run_dir.name) as progress,
+            ):
                 self.progress = progress
                 blind = _tasks_without_snapshots(self.tasks[self.state.task_index :], self.cfg)
                 if blind:
@@ -227,6 +346,12 @@ class ContinualRunner:
                     )
                 while self.state.task_index < len(self.tasks):
                     self._run_task(self.state.task_index)
+        except (KeyboardInterrupt, RunInterrupted) as err:
+            # status.json must not say "running" once nothing runs; the checkpoint stays valid.
+            name = err.signal_name if isinstance(err, RunInterrupted) else "SIGINT"
+            step = self.state.global_step
+            self._write_status("interrupted", error=f"interrupted by {name}", signal=name)
+            raise RunInterrupted(name, step) from None
         except NonFiniteLossError as err:
             self._write_status("failed", error=str(err))
             raise
@@ -666,7 +791,7 @@ class ContinualRunner:
         status.update(state="failed", error=error, updated=time.time())
         atomic_write_json(self.run_dir / "status.json", status)
 
-    def _write_status(self, state: str, error: str | None = None) -> None:
+    def _write_status(self, state: str, error: str | None = None, **extra: Any) -> None:
         atomic_write_json(
             self.run_dir / "status.json",
             {
@@ -676,6 +801,7 @@ class ContinualRunner:
                 "global_step": self.state.global_step,
                 "error": error,
                 "updated": time.time(),
+                **extra,
             },
         )
 
@@ -792,7 +918,11 @@ __all__ = [
     "ContinualRunner",
     "ResumeError",
     "RunDamagedError",
+    "RunInterrupted",
     "check_sequence",
+    "decide_open",
     "derive_seed",
+    "find_run_dir",
+    "legacy_run_dir_name",
     "run_dir_name",
 ]

@@ -7,18 +7,13 @@ sets ``egl`` if nothing was chosen.
 
 from __future__ import annotations
 
-import os
-
 import gymnasium as gym
 import mujoco
 import numpy as np
 
+from sphere_rl.envs.gl import ensure_headless_gl  # noqa: F401  (kept importable from here)
+
 METAWORLD_CAMERA = "corner"  # sees the whole table, gripper and objects
-
-
-def ensure_headless_gl() -> None:
-    """Pick EGL for MuJoCo's offscreen rendering unless the user chose a backend."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def cached_renderer(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sphere_rl.config import ExperimentConfig, config_diff
 from sphere_rl.continual.rundir import RunFileError, read_json
-from sphere_rl.continual.runner import run_dir_name
+from sphere_rl.continual.runner import find_run_dir
 from sphere_rl.sweep.grid import variant_name
 
 NEW, RESUME, SKIP, RETRY, CONFLICT = "new", "resume", "skip", "retry", "conflict"
@@ -42,9 +42,10 @@ class PlannedRun:
 def plan_run(
     cfg: ExperimentConfig, out: Path, retry_failed: bool = False, variant: str = ""
 ) -> PlannedRun:
-    """Read ``out/[variant/]<run_dir_name(cfg)>`` and decide what to do with it (see the module
-    doc)."""
-    run_dir = (Path(out) / variant / run_dir_name(cfg)).absolute()
+    """Read ``out/[variant/]<run_dir_name(cfg)>`` (or the run's directory under its old name,
+    :func:`~sphere_rl.continual.runner.find_run_dir`) and decide what to do with it (see the
+    module doc)."""
+    run_dir = find_run_dir(cfg, Path(out) / variant).absolute()
     config_path = run_dir / "config.json"
     if not config_path.exists():
         return PlannedRun(cfg, run_dir, NEW, variant=variant)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 import traceback
@@ -111,7 +112,8 @@ def train_run(
             log.write(f"sweep: on node {node} (pid {os.getpid()})\n")
             log.flush()
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                runner = ContinualRunner.open(build_config(config), path, show_progress=True)
+                modules = [sys.modules[name] for name, _ in plugins]  # recorded in run.json
+                runner = ContinualRunner.open(build_config(config), path, True, modules)
                 status = runner.run()
         outcome.update(result=status["state"], global_step=status["global_step"])
     except Exception as err:  # reported to the driver; the run directory keeps its checkpoints
