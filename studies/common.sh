@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SPHERE=${SPHERE:-.venv/bin/sphere}
+PYTHON=${PYTHON:-.venv/bin/python}
 CONFIG=${CONFIG:-studies/mechanism.json}
 where=(--num-cpus "${CPUS:-2}")
 if [[ -n "${ADDRESS:-}" ]]; then where=(--address "$ADDRESS"); fi

@@ -24,13 +24,15 @@ def _script_default(script: str, variable: str) -> str:
 
 
 def test_demo_is_the_mechanism_studys_setting():
+    """The demo's runs are seed 0 of the mechanism study's stage 1 (its settings, sequence A,
+    budget, and one of the ρ it chooses from), so the demo repeats two runs of a study."""
     study = json.loads((STUDIES / "mechanism.json").read_text())
     assert {key: DEMO_CONFIG.get(key) for key in study} == study
-    assert DEMO_TASKS == _script_default("mechanism.sh", "TASKS")
-    assert DEMO_CONFIG["steps_per_task"] == int(_script_default("mechanism.sh", "STEPS"))
-    # the strength the mechanism study chose, as the direction study uses it
-    assert DEMO_CONFIG["sphere_mode"] == _script_default("direction.sh", "SPHERE_MODE")
-    assert DEMO_CONFIG["rho"] == float(_script_default("direction.sh", "RHO"))
+    assert DEMO_TASKS == _script_default("mechanism_select.sh", "TASKS")
+    assert DEMO_CONFIG["steps_per_task"] == int(_script_default("mechanism_select.sh", "STEPS"))
+    assert DEMO_CONFIG["sphere_mode"] == "grad"
+    rhos = [float(r) for r in _script_default("mechanism_select.sh", "RHOS").split(",")]
+    assert DEMO_CONFIG["rho"] in rhos
 
 
 @pytest.mark.slow

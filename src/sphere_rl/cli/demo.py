@@ -1,6 +1,6 @@
 """``sphere demo``: the main job on the embedded default.
 
-Seed 0 of the mechanism study: ``topk_moe`` and ``sphere`` (grad mode, ρ = 0.01) in continual RL on
+Seed 0 of the mechanism study's stage 1: ``topk_moe`` and ``sphere`` (grad mode, ρ = 0.01) in continual RL on
 faucet-close → handle-press-side → push-wall with the paper's network. Both runs train side by side
 (one process and one core each); then a table of success and r_e(K) at each task end, each
 method's r_e(K) change on the run-wide probe, and figures next to the runs. Re-running resumes or
@@ -30,10 +30,10 @@ from sphere_rl.continual.rundir import read_json, read_jsonl
 # Wide enough for the summary table when output goes to a file or a CI log (rich assumes 80).
 console = Console(width=None if sys.stdout.isatty() else 120)
 
-# The demo is seed 0 of the mechanism study (docs/results.md, studies/mechanism.sh), cut to its two
-# arms: the unregularised Top-K MoE and SPHERE at the strength that study found effective at this
-# budget. The tasks and settings are the study's (a test keeps them equal to studies/), so what the
-# demo prints is one seed of a published, multi-seed result, not a standalone claim.
+# The demo trains two runs of the mechanism study's stage 1 (docs/results.md, "Mechanism study:
+# plan"; studies/mechanism_select.sh), seed 0: the unregularised Top-K MoE and SPHERE at ρ = 0.01,
+# one of the strengths that stage chooses from. The tasks and settings are the study's (a test
+# keeps them equal to studies/), so what the demo prints is one seed, not a finding.
 DEMO_TASKS = "faucet-close-v3,handle-press-side-v3,push-wall-v3"
 DEMO_CONFIG = {
     # The paper's Top-K MoE (10 experts, top-2, 3x256) with the cw10 preset's PPO settings.
@@ -51,9 +51,8 @@ DEMO_CONFIG = {
     "diag_samples": 64,
     "diag_fixed_probe": True,
     "adam_kernel": "foreach",  # the study's kernel, so the demo repeats its seed-0 runs exactly
-    # SPHERE's strength: grad mode with the penalty's gradient at 1% of the policy gradient's norm,
-    # of the study's five variants the one that ended with the highest r_e(K) (ρ = 1e-3 did
-    # nothing, ρ = 0.1 collapsed at the first task boundary).
+    # SPHERE's strength: grad mode with the penalty's gradient at 1% of the policy gradient's norm
+    # (the middle of the three strengths the study's stage 1 chooses from).
     "sphere_mode": "grad",
     "rho": 0.01,
 }
