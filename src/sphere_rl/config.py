@@ -84,7 +84,10 @@ class ExperimentConfig(PPOConfig):
     sphere_mode: str = "grad"
     sphere_variant: str = "last"
     pcgrad: bool = False
-    sphere_gating_ratio: float = 0.0  # weight of the gate penalty added to the feature penalty
+    sphere_gating_ratio: float = 0.0  # ratio r of the gate penalty added to the feature penalty
+    # "own": the gate penalty has its own scale from r in sphere_mode, as in the release; "shared":
+    # r·L_gate is folded into the feature penalty and scaled with it by rho.
+    sphere_gate_scale: str = "own"
     # Networks: how PPO(10x) widens (release: int(w·sqrt(10) + 0.5) for actor and critic)
     ppo10x_width: str = "release"
     # Rollouts and the continual protocol (the PPO update's keys are PPOConfig's)
@@ -213,6 +216,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "vectorization": ("sync", "async"),
     "init": ("release", "orthogonal"),
     "h1_feet": ("humanoidbench", "menagerie"),
+    "sphere_gate_scale": ("own", "shared"),
 }
 # Integer keys with a fixed set of values (checked like CHOICES).
 INT_CHOICES: dict[str, tuple[int, ...]] = {"adv_std_ddof": (0, 1)}
@@ -320,11 +324,6 @@ def _value_problems(cfg: dict[str, Any]) -> list[str]:
         problems.append(f"top_k must be <= n_experts={cfg['n_experts']}, got {cfg['top_k']}")
     if not cfg["hidden"] or any(w < 1 for w in cfg["hidden"]):
         problems.append(f"hidden must be a non-empty list of widths >= 1, got {cfg['hidden']!r}")
-    if cfg["pcgrad"] and cfg["sphere_mode"] != "grad":
-        problems.append(
-            f"pcgrad needs sphere_mode='grad' (PCGrad projects gradients), got"
-            f" sphere_mode={cfg['sphere_mode']!r}"
-        )
     if cfg["benchmark"] is None and not cfg["tasks"]:
         problems.append("give a benchmark or a list of tasks")
     batch = cfg["num_envs"] * cfg["num_steps"]

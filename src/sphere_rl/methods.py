@@ -222,6 +222,7 @@ REGULARIZERS: dict[str, RegularizerFactory] = {
         coef=cfg.rho,
         pcgrad=cfg.pcgrad,
         gating_ratio=cfg.sphere_gating_ratio,
+        gate_scale=cfg.sphere_gate_scale,
     ),
     "parseval": ParsevalRegularizer.from_config,
     "cchain": CChain.from_config,

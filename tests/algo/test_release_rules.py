@@ -194,8 +194,7 @@ def test_presets_follow_the_release():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"pcgrad": True}, "pcgrad needs sphere_mode='grad'"),
-        ({"pcgrad": True, "sphere_mode": "fixed"}, "got sphere_mode='fixed'"),
+        ({"sphere_gate_scale": "x"}, "sphere_gate_scale must be one of ('own', 'shared')"),
         ({"kl_adapt_every": "batch"}, "kl_adapt_every must be one of ('minibatch', 'epoch')"),
         ({"ppo10x_width": "x"}, "ppo10x_width must be one of ('release', 'param_matched')"),
         ({"adam_kernel": "loop"}, "adam_kernel must be one of ('foreach', 'fused')"),
@@ -206,7 +205,8 @@ def test_presets_follow_the_release():
 def test_new_keys_are_validated(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         build_config(overrides)
-    build_config({"pcgrad": True, "preset": "hb5"})  # grad mode: fine
+    for mode in ("grad", "loss", "fixed"):  # PCGrad runs in every mode, as in the release
+        build_config({"pcgrad": True, "sphere_mode": mode})
 
 
 def _widths(module):

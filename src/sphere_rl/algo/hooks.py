@@ -2,7 +2,9 @@
 
 * An :class:`ActorRegularizer` adds a penalty to the actor's loss on every minibatch; its ``mode``
   says how (see :mod:`sphere_rl.regularizers.combine`): ``fixed`` and ``loss`` fold it into the loss,
-  ``grad`` combines gradients by norm ratio (at most one ``grad``-mode regularizer per agent).
+  ``grad`` combines gradients by norm ratio (at most one regularizer per agent may use ``grad``
+  mode or PCGrad, which need its gradient apart). A regularizer may add several penalties, each
+  with its own coefficient, by defining ``penalty_terms`` (:func:`penalty_terms`).
 * A :class:`TrainingCallback` acts on the networks at fixed points (after each optimiser step, at a
   task boundary): the home of resets and unit replacement (CBP, ReDo, Shrink & Perturb).
 """
@@ -33,6 +35,20 @@ class ActorRegularizer(Protocol):
         their graph) during this call, for penalties built from loss gradients.
         """
         ...
+
+
+def penalty_terms(
+    reg: ActorRegularizer, output: PolicyOutput, obs: Tensor, agent: PPOAgent
+) -> list[tuple[str, Tensor, float]]:
+    """``(name, scalar penalty, coefficient)`` of each penalty ``reg`` adds to one minibatch.
+
+    A regularizer with a ``penalty_terms`` method of the same signature gives several, each
+    combined with the policy loss by its own coefficient (SPHERE's feature and gate penalties);
+    any other gives its one :meth:`ActorRegularizer.penalty` with ``coef``.
+    """
+    if hasattr(reg, "penalty_terms"):
+        return reg.penalty_terms(output, obs, agent)
+    return [(reg.name, reg.penalty(output, obs, agent), reg.coef)]
 
 
 class TrainingCallback:

@@ -20,11 +20,11 @@ import torch
 from torch import Tensor, nn
 
 from sphere_rl.algo.buffer import RolloutBuffer
-from sphere_rl.algo.hooks import ActorRegularizer, TrainingCallback
+from sphere_rl.algo.hooks import ActorRegularizer, TrainingCallback, penalty_terms
 from sphere_rl.algo.normalization import IdentityNormalizer, RunningMeanStd
 from sphere_rl.config import PPOConfig
 from sphere_rl.nn.policy import GaussianActor
-from sphere_rl.regularizers.combine import apply_regularized_gradients, penalty_coefficient
+from sphere_rl.regularizers.combine import backward_penalties, penalty_coefficient
 from sphere_rl.runtime import LearnerThreads
 
 KL_LR_BOUNDS = (1e-5, 1e-2)
@@ -96,9 +96,9 @@ class PPOAgent:
         callbacks: Sequence[TrainingCallback] = (),
         device: str = "cpu",
     ) -> None:
-        grad_mode = [r.name for r in regularizers if r.mode == "grad"]
-        if len(grad_mode) > 1:
-            raise ValueError(f"at most one regularizer may use mode='grad', got {grad_mode}")
+        apart = [r.name for r in regularizers if r.mode == "grad" or r.pcgrad]
+        if len(apart) > 1:
+            raise ValueError(f"at most one regularizer may use mode='grad' or PCGrad, got {apart}")
         self.actor = actor.to(device)
         self.critic = critic.to(device)
         self.config = config
@@ -179,29 +179,35 @@ class PPOAgent:
         return output, sample_loss, pg_loss - cfg.ent_coef * entropy, stats
 
     def _penalised_actor_loss(self, obs, actions, old_log_probs, adv):
-        """Policy loss with every fixed/loss-mode penalty folded in, and the grad-mode one apart.
+        """Policy loss with every penalty folded in, but those of the regularizer whose gradient
+        is combined apart (grad mode or PCGrad).
 
-        Returns ``(loss, grad-mode regularizer or None, its penalty or None, stats)``.
+        Returns ``(loss, that regularizer or None, its (name, penalty, ρ, constant scale or None)
+        terms, stats)``.
         """
         output, sample_loss, base_loss, stats = self._actor_loss(obs, actions, old_log_probs, adv)
         # Loss-mode coefficients scale against the policy objective alone, not against
         # penalties added before them.
         policy_loss = base_loss
-        grad_reg, grad_penalty = None, None
+        apart_reg, apart_terms = None, []
         self.sample_policy_loss = sample_loss
         try:
             for reg in self.regularizers:
-                penalty = reg.penalty(output, obs, self)
-                stats[f"reg/{reg.name}"] = penalty.detach()
-                if reg.mode == "grad":
-                    grad_reg, grad_penalty = reg, penalty
-                    continue
-                coef = penalty_coefficient(reg.mode, reg.coef, policy_loss, penalty)
-                stats[f"reg/{reg.name}_coef"] = coef
-                base_loss = base_loss + coef * penalty
+                apart = reg.mode == "grad" or reg.pcgrad
+                for name, penalty, coef in penalty_terms(reg, output, obs, self):
+                    stats[f"reg/{name}"] = penalty.detach()
+                    scale = None
+                    if reg.mode != "grad":
+                        scale = penalty_coefficient(reg.mode, coef, policy_loss, penalty)
+                        stats[f"reg/{name}_coef"] = scale
+                    if apart:
+                        apart_reg = reg
+                        apart_terms.append((name, penalty, coef, scale))
+                    else:
+                        base_loss = base_loss + scale * penalty
         finally:
             self.sample_policy_loss = None
-        return base_loss, grad_reg, grad_penalty, stats
+        return base_loss, apart_reg, apart_terms, stats
 
     def _minibatch_step(self, obs, actions, old_log_probs, adv, returns):
         """One actor and one critic optimiser step.
@@ -209,7 +215,7 @@ class PPOAgent:
         Returns ``(stats, kl)``: the minibatch's statistics as tensors, and its approximate KL
         (measured before the update) as a float.
         """
-        actor_loss, grad_reg, grad_penalty, stats = self._penalised_actor_loss(
+        actor_loss, apart_reg, apart_terms, stats = self._penalised_actor_loss(
             obs, actions, old_log_probs, adv
         )
         v_loss = (self.critic(obs) - returns).square().mean()
@@ -220,14 +226,18 @@ class PPOAgent:
 
         self.actor_optimizer.zero_grad(set_to_none=True)
         params = list(self.actor.parameters())
-        if grad_reg is None:
+        if apart_reg is None:
             actor_loss.backward()
         else:
-            combined = apply_regularized_gradients(
-                params, actor_loss, grad_penalty, "grad", grad_reg.coef, grad_reg.pcgrad
+            combined = backward_penalties(
+                [p for p in params if p.requires_grad],
+                actor_loss,
+                [(penalty, coef, scale) for _, penalty, coef, scale in apart_terms],
+                apart_reg.pcgrad,
             )
-            stats[f"reg/{grad_reg.name}_coef"] = torch.as_tensor(combined["coef"])
-            stats[f"reg/{grad_reg.name}_cos"] = torch.as_tensor(combined["cos"])
+            for (name, *_), term_stats in zip(apart_terms, combined, strict=True):
+                stats[f"reg/{name}_coef"] = torch.as_tensor(term_stats["coef"])
+                stats[f"reg/{name}_cos"] = torch.as_tensor(term_stats["cos"])
         stats["actor_grad_norm"] = nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
         self.actor_optimizer.step()
 

@@ -7,9 +7,14 @@ SPHERE sets its strength relative to the policy loss rather than as a raw consta
 * ``grad``: ``g_b + ρ ‖g_b‖ / (‖g_s‖ + ε) · g_s`` with ``g_b = ∇L_base`` and ``g_s = ∇L_reg``, so the
   penalty's contribution always has norm ``ρ ‖g_b‖`` (the setting of the paper's HumanoidBench runs).
 
-With ``pcgrad=True`` (``grad`` mode only), the release's order: the penalty gradient is first scaled
-to norm ``ρ ‖g_b‖``, then, if it conflicts with the base gradient (negative dot product), its
-component along ``g_b`` is removed (Yu et al. 2020). The applied norm is therefore ``≤ ρ ‖g_b‖``.
+With ``pcgrad=True``, the release's order: the penalty gradient is first scaled (to norm
+``ρ ‖g_b‖`` in grad mode, by ``λ`` in fixed and loss mode), then, if it conflicts with the base
+gradient (negative dot product), its component along ``g_b`` is removed (Yu et al. 2020). The
+applied norm is therefore ``≤ ρ ‖g_b‖`` in grad mode, ``≤ λ ‖g_s‖`` otherwise. PCGrad needs the two
+gradients apart, so it costs a second backward pass in every mode.
+
+Several penalties, each with its own scale (SPHERE's feature and gate penalties in the release),
+combine as ``g_b + Σ_i u_i`` (:func:`combine_penalty_gradients`).
 
 :func:`apply_regularized_gradients` works on any list of parameters, so SPHERE can be added to any
 PyTorch training loop, not only ours: compute both losses, call it, then ``optimizer.step()``.
@@ -79,7 +84,11 @@ def penalty_coefficient(mode: str, coef: float, base_loss: Tensor, reg_loss: Ten
 
 
 def combine_flat_gradients(
-    base_grad: Tensor, reg_grad: Tensor, rho: float, pcgrad: bool = False
+    base_grad: Tensor,
+    reg_grad: Tensor,
+    rho: float,
+    pcgrad: bool = False,
+    scale: Tensor | float | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Grad-norm-ratio combination of two flat gradients.
 
@@ -89,6 +98,7 @@ def combine_flat_gradients(
         rho: target ratio of the applied penalty gradient's norm to ``‖base_grad‖``.
         pcgrad: after scaling, remove the component of the scaled penalty gradient along
             ``base_grad`` if the two conflict (the release's order: scale, then project).
+        scale: a constant scale ``s`` (λ of fixed and loss mode) instead of the norm ratio.
 
     Returns:
         ``(combined (P,), stats)``: stats are 0-dim tensors (``cos``, ``coef`` = the scale ``s``,
@@ -97,7 +107,9 @@ def combine_flat_gradients(
     """
     base_norm, reg_norm = base_grad.norm(), reg_grad.norm()
     dot = torch.dot(base_grad, reg_grad)
-    scale = rho * base_norm / (reg_norm + EPS)
+    if scale is None:
+        scale = rho * base_norm / (reg_norm + EPS)
+    scale = torch.as_tensor(scale, dtype=base_grad.dtype)
     applied = scale * reg_grad
     if pcgrad:
         # dot < 0 implies base_norm > 0; torch.where keeps the 0/0 of the other branch out and
@@ -114,7 +126,11 @@ def combine_flat_gradients(
 
 
 def combine_parameter_gradients(
-    base_grads: list[Tensor], reg_grads: list[Tensor | None], rho: float, pcgrad: bool = False
+    base_grads: list[Tensor],
+    reg_grads: list[Tensor | None],
+    rho: float,
+    pcgrad: bool = False,
+    scale: Tensor | None = None,
 ) -> tuple[list[Tensor], dict[str, float]]:
     """:func:`combine_flat_gradients` on per-parameter gradients, without flattening them.
 
@@ -126,31 +142,104 @@ def combine_parameter_gradients(
         base_grads: gradients of the base loss, one per parameter; updated in place and returned.
         reg_grads: the regularizer's, ``None`` where it does not depend on the parameter.
         rho, pcgrad: as for :func:`combine_flat_gradients`.
+        scale: a constant scale ``s`` instead of the norm ratio (loss and fixed mode with PCGrad).
 
     Returns:
         ``(combined gradients, stats)`` as :func:`combine_flat_gradients`.
     """
-    pairs = [(b, r) for b, r in zip(base_grads, reg_grads, strict=True) if r is not None]
-    base_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(base_grads)))
-    reg_b, reg_r = [b for b, _ in pairs], [r for _, r in pairs]
-    reg_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(reg_r))) if pairs else 0.0
-    dot = sum(torch.dot(b.reshape(-1), r.reshape(-1)) for b, r in pairs) if pairs else 0.0
-    dot = torch.as_tensor(dot, dtype=base_norm.dtype)
-    scale = rho * base_norm / (reg_norm + EPS)
-    stats = {
-        "cos": float(dot / (base_norm * reg_norm + EPS)),
-        "coef": float(scale),
-        "base_grad_norm": float(base_norm),
-        "reg_grad_norm": float(reg_norm),
-    }
-    combined = list(base_grads)
-    if pcgrad and dot < 0:
-        # The release's order: the scaled penalty gradient s·g_s loses its component along g_b,
-        # i.e. g_b gains the factor (1 − s·(g_b·g_s)/‖g_b‖²); g_s itself is added unprojected.
-        torch._foreach_mul_(combined, float(1.0 - scale * dot / base_norm.square()))
-    if pairs:
-        torch._foreach_add_(reg_b, reg_r, alpha=float(scale))
+    combined, (stats,) = combine_penalty_gradients(base_grads, [(reg_grads, rho, scale)], pcgrad)
     return combined, stats
+
+
+def combine_penalty_gradients(
+    base_grads: list[Tensor],
+    penalties: Sequence[tuple[list[Tensor | None], float, Tensor | None]],
+    pcgrad: bool = False,
+) -> tuple[list[Tensor], list[dict[str, float]]]:
+    """``g_b + Σ_i u_i``: several penalties, each with its own scale, on per-parameter gradients.
+
+    Each penalty ``i`` is ``(g_i, ρ_i, s_i)``: its gradients (``None`` where it does not depend on
+    a parameter), its ratio, and a constant scale ``s_i``, or ``None`` for the grad-mode norm ratio
+    ``s_i = ρ_i ‖g_b‖ / (‖g_i‖ + ε)``. ``u_i = s_i g_i``; with ``pcgrad``, a ``u_i`` that conflicts
+    with ``g_b`` loses its component along ``g_b`` (each penalty is projected against the base
+    gradient alone, as PCGrad treats every pair with the base task). Every norm and dot product is
+    taken on the unmodified ``g_b``.
+
+    Args:
+        base_grads: gradients of the base loss, one per parameter; updated in place and returned.
+        penalties: the ``(g_i, ρ_i, s_i)`` triples.
+        pcgrad: project conflicting penalty gradients.
+
+    Returns:
+        ``(combined gradients, one stats dict per penalty)``: ``cos``, ``coef`` (= ``s_i``),
+        ``base_grad_norm``, ``reg_grad_norm`` as floats.
+    """
+    base_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(base_grads)))
+    terms, all_stats = [], []
+    shrink = None  # Σ over conflicting penalties of s_i (g_b·g_i) / ‖g_b‖²
+    for reg_grads, rho, given in penalties:
+        pairs = [(b, r) for b, r in zip(base_grads, reg_grads, strict=True) if r is not None]
+        reg_b, reg_r = [b for b, _ in pairs], [r for _, r in pairs]
+        reg_norm = (
+            torch.linalg.vector_norm(torch.stack(torch._foreach_norm(reg_r))) if pairs else 0.0
+        )
+        dot = sum(torch.dot(b.reshape(-1), r.reshape(-1)) for b, r in pairs) if pairs else 0.0
+        dot = torch.as_tensor(dot, dtype=base_norm.dtype)
+        scale = rho * base_norm / (reg_norm + EPS) if given is None else given
+        all_stats.append(
+            {
+                "cos": float(dot / (base_norm * reg_norm + EPS)),
+                "coef": float(scale),
+                "base_grad_norm": float(base_norm),
+                "reg_grad_norm": float(reg_norm),
+            }
+        )
+        if pcgrad and dot < 0:
+            along = scale * dot / base_norm.square()
+            shrink = along if shrink is None else shrink + along
+        terms.append((reg_b, reg_r, float(scale)))
+    combined = list(base_grads)
+    if shrink is not None:
+        # The release's order: each scaled penalty gradient s·g_s loses its component along g_b,
+        # i.e. g_b gains the factor (1 − Σ s·(g_b·g_s)/‖g_b‖²); g_s itself is added unprojected.
+        torch._foreach_mul_(combined, float(1.0 - shrink))
+    for reg_b, reg_r, scale in terms:
+        if reg_r:
+            torch._foreach_add_(reg_b, reg_r, alpha=scale)
+    return combined, all_stats
+
+
+def backward_penalties(
+    params: Sequence[Tensor],
+    base_loss: Tensor,
+    penalties: Sequence[tuple[Tensor, float, Tensor | None]],
+    pcgrad: bool = False,
+) -> list[dict[str, float]]:
+    """Accumulate ``g_b + Σ_i u_i`` (:func:`combine_penalty_gradients`) into ``params[j].grad``.
+
+    Args:
+        params: parameters that require gradients.
+        base_loss: scalar base objective.
+        penalties: ``(L_i, ρ_i, s_i)``: each scalar penalty with its ratio and constant scale
+            (``None``: grad mode's norm ratio).
+        pcgrad: project conflicting penalty gradients off ``g_b``.
+
+    Returns:
+        One stats dict per penalty.
+    """
+    reg_grads = [
+        list(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True))
+        for loss, _, _ in penalties
+    ]
+    base_grads = _owned(params, torch.autograd.grad(base_loss, params, allow_unused=True))
+    combined, stats = combine_penalty_gradients(
+        base_grads,
+        [(g, rho, s) for g, (_, rho, s) in zip(reg_grads, penalties, strict=True)],
+        pcgrad,
+    )
+    for p, g in zip(params, combined, strict=True):
+        p.grad = g if p.grad is None else p.grad + g
+    return stats
 
 
 def apply_regularized_gradients(
@@ -160,7 +249,7 @@ def apply_regularized_gradients(
     mode: str = "grad",
     coef: float = 1e-3,
     pcgrad: bool = False,
-) -> dict[str, Tensor]:
+) -> dict[str, Tensor | float]:
     """Backpropagate ``base_loss`` and ``reg_loss`` into ``params[i].grad`` (accumulating).
 
     Args:
@@ -169,24 +258,21 @@ def apply_regularized_gradients(
         reg_loss: scalar regularizer (e.g. :func:`~sphere_rl.regularizers.sphere_loss`).
         mode: ``"fixed"`` (``coef`` is λ), ``"loss"`` or ``"grad"`` (``coef`` is ρ).
         coef: λ or ρ, depending on ``mode``.
-        pcgrad: PCGrad projection of a conflicting penalty gradient (``grad`` mode only).
+        pcgrad: PCGrad projection of a conflicting penalty gradient, in any mode: the penalty's
+            gradient is scaled by the mode's coefficient first (``λ`` in fixed and loss mode), then
+            loses its component along the base gradient if the two conflict.
 
     Returns:
-        Statistics for logging, as 0-dim tensors (no host synchronisation): the effective
-        coefficient ``coef`` and, in ``grad`` mode, gradient norms and their cosine.
+        Statistics for logging: the effective coefficient ``coef`` and, when the gradients are
+        combined separately (grad mode, PCGrad), gradient norms and their cosine (floats);
+        otherwise ``coef`` as a 0-dim tensor (no host synchronisation).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if pcgrad and mode != "grad":
-        raise ValueError(f"pcgrad needs mode='grad', got mode={mode!r}")
     params = [p for p in params if p.requires_grad]
-    if mode == "grad":
-        reg_grads = torch.autograd.grad(reg_loss, params, retain_graph=True, allow_unused=True)
-        base_grads = torch.autograd.grad(base_loss, params, allow_unused=True)
-        base_grads = _owned(params, base_grads)
-        combined, stats = combine_parameter_gradients(base_grads, list(reg_grads), coef, pcgrad)
-        for p, g in zip(params, combined, strict=True):
-            p.grad = g if p.grad is None else p.grad + g
+    if mode == "grad" or pcgrad:
+        scale = None if mode == "grad" else penalty_coefficient(mode, coef, base_loss, reg_loss)
+        (stats,) = backward_penalties(params, base_loss, [(reg_loss, coef, scale)], pcgrad)
         return stats
     lam = penalty_coefficient(mode, coef, base_loss, reg_loss)
     _accumulate(params, _flat_grad(base_loss + lam * reg_loss, params, retain_graph=False))
