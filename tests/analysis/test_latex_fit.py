@@ -35,8 +35,8 @@ def test_tables_fit_the_width_and_config_the_height(four_methods, tmp_path, widt
     build_report(four_methods, out, reps=200, formats=["png"], latex_width=width)
     page, sizes = typeset_sizes(sorted((out / "tables").glob("*.tex")), tmp_path / "tex",
                                 f"{width}width")  # fmt: skip
-    assert set(sizes) == {"summary", "per_task", "runs", "partial", "config_common",
-                          "config_methods"}  # fmt: skip
+    assert set(sizes) == {"summary", "aggregates", "differences", "per_task", "runs", "partial",
+                          "config_common", "config_methods"}  # fmt: skip
     for name, (typeset, _, _) in sizes.items():
         assert typeset <= page[f"{width}width"] + 0.1, (name, typeset, page)
     for name in ("summary", "config_common", "config_methods"):
@@ -49,7 +49,7 @@ def test_display_names_and_caption_with_n_and_interval_method(four_methods, tmp_
     summary = (out / "tables" / "summary.tex").read_text()
     assert "topk\\_moe" not in summary and "ppo10x" not in summary
     assert "Top-K MoE &" in summary and "PPO (10$\\times$) &" in summary and "SPHERE &" in summary
-    assert "n = 2 per cell" in summary and "percentile-bootstrap interval" in summary
+    assert "n = 2 per cell" in summary and "95\\% t-interval below it" in summary
     methods = (out / "tables" / "config_methods.tex").read_text()
     assert "topk\\_moe" not in methods.split("\\midrule")[1]  # architecture column
     text = paper_latex(report.tables[0], "text")

@@ -20,9 +20,14 @@ def two_commits(finished_run):
     shutil.copytree(finished_run, other)
     config = json.loads((other / "config.json").read_text())
     (other / "config.json").write_text(json.dumps({**config, "seed": 1}))
-    info = json.loads((other / "run.json").read_text())
-    info["segments"][0]["git"] = {"commit": "b" * 40, "dirty": True, "diff_sha256": "c" * 64}
-    (other / "run.json").write_text(json.dumps(info))
+    # Both runs' commits are set here: the checkout running the tests may itself be dirty.
+    for run, git in (
+        (finished_run, {"commit": "a" * 40, "dirty": False, "diff_sha256": None}),
+        (other, {"commit": "b" * 40, "dirty": True, "diff_sha256": "c" * 64}),
+    ):
+        info = json.loads((run / "run.json").read_text())
+        info["segments"][0]["git"] = git
+        (run / "run.json").write_text(json.dumps(info))
     return finished_run.parent
 
 
@@ -64,7 +69,19 @@ def test_report_json_carries_the_provenance(two_commits, tmp_path):
     assert payload["provenance"]["dirty"] == ["other"]
 
 
+def _with_run_wide_probe(run_dir):
+    """Give the run's diagnostics run-wide probe keys (``sphere mechanism`` needs them)."""
+    path = run_dir / "metrics.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for r in records:
+        if r["kind"] == "diag":
+            proxy = r["proxy/effective_rank"]  # the tiny run computes no eNTK: stand in with r_e(A)
+            r.update({"fixed/proxy/effective_rank": proxy, "fixed/entk/effective_rank": proxy})
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
 def test_mechanism_strict_refuses_unknown_provenance(finished_run, tmp_path):
+    _with_run_wide_probe(finished_run)
     info = json.loads((finished_run / "run.json").read_text())
     del info["segments"]  # as an older version wrote it
     (finished_run / "run.json").write_text(json.dumps(info))

@@ -44,8 +44,9 @@ def check_method(method: str) -> str:
 
 
 def describe(method: str, confidence: float = 0.95) -> str:
-    """``"95% t-interval"``: what a bracket is, for captions and legends."""
-    return f"{confidence:.0%} {METHOD_NAMES[method]}"
+    """``"95% t-interval"``: what a bracket is, for captions and legends (other interval kinds,
+    such as rliable's ``"stratified bootstrap"``, by their own name)."""
+    return f"{confidence:.0%} {METHOD_NAMES.get(method, method + ' CI')}"
 
 
 def seed_intervals(

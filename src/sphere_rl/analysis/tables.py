@@ -172,7 +172,7 @@ _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "—": "--", "–": "--", NOT_A_CI_MARK: r"$^\dagger$", "×": r"$\times$", "≥": r"$\geq$",
-    "≤": r"$\leq$", "→": r"$\rightarrow$",
+    "≤": r"$\leq$", "→": r"$\rightarrow$", ">": r"$>$", "<": r"$<$",
 }  # fmt: skip
 
 
@@ -189,7 +189,6 @@ _LONG_TEXT = 32  # characters: longer text (paths, error messages) may break any
 # Float environment and width for `to_latex(width=...)` / `sphere report --latex-width`.
 LATEX_WIDTHS = {"column": ("table", "\\columnwidth"), "text": ("table*", "\\textwidth")}
 # What an interval is, when the interval does not say (an `Interval.method` attribute wins).
-DEFAULT_INTERVAL_METHOD = "95% percentile-bootstrap"
 _DISPLAY_COLUMNS = frozenset({"method", "architecture", "plugins"})
 # Text columns that only give context: with one value in every row they move to the caption.
 _CONTEXT_COLUMNS = frozenset({"sequence", "protocol", "protocols", "seeds", "state", "partial",
@@ -301,7 +300,8 @@ def _paper_header(title: str, align: str) -> str:
     spaces = [i for i, ch in enumerate(title) if ch == " "]
     cut = min(spaces, key=lambda i: abs(i - len(title) / 2))
     first, second = (_math_names(latex_escape(part)) for part in (title[:cut], title[cut + 1 :]))
-    return f"\\begin{{tabular}}[b]{{@{{}}{align}@{{}}}}{first}\\\\{second}\\end{{tabular}}"
+    # `{}` after the line break: a second line starting with `[` is not \\'s optional argument
+    return f"\\begin{{tabular}}[b]{{@{{}}{align}@{{}}}}{first}\\\\{{}}{second}\\end{{tabular}}"
 
 
 def _paper_caption(table: Table, moved: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -313,9 +313,8 @@ def _paper_caption(table: Table, moved: Sequence[str], rows: Sequence[Sequence[A
     if intervals:
         ns = sorted({v.n for v in intervals})
         n = f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]}"
-        methods = sorted({getattr(v, "method", DEFAULT_INTERVAL_METHOD) for v in intervals
-                          if v.n >= 2})  # fmt: skip
-        below = f", with its {' / '.join(methods)} interval below it" if methods else ""
+        methods = sorted({describe(v.method) for v in intervals if v.n >= 2})
+        below = f", with its {' / '.join(methods)} below it" if methods else ""
         parts.append(f"Each cell: the mean over seeds ({n} per cell){below}.")
     return _math_names(latex_escape(" ".join(p for p in parts if p)))
 
