@@ -27,10 +27,11 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
 # CI (`.ci/run`) runs lint, the default suite, then the slow tests, so that no red slow test can
-# land again. The two-node Ray cluster test takes minutes of Ray start-up: `make test-cluster`.
+# land again; the slow suite includes the two-node Ray cluster test (a few minutes of Ray start-up,
+# also alone as `make test-cluster`).
 test: lint
 	$(PY) -m pytest -m "not slow" -q
-	$(PY) -m pytest -m "slow and not cluster" -q
+	$(PY) -m pytest -m "slow" -q
 
 test-fast: lint
 	$(PY) -m pytest -m "not slow" -q

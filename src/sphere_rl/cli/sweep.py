@@ -80,7 +80,10 @@ def sweep(
     num_cpus: Annotated[
         int | None, Opt(help="CPUs of the local Ray instance (default: all cores).")
     ] = None,
-    cpus_per_run: Annotated[float, Opt(help="CPUs per run; torch uses as many threads.")] = 1.0,
+    cpus_per_run: Annotated[
+        float,
+        Opt(help="CPUs Ray reserves per run (torch threads: the torch_threads key, default 1)."),
+    ] = 1.0,
     gpus_per_run: Annotated[float, Opt(help="GPUs per run (fractions share a GPU).")] = 0.0,
     retry_failed: Annotated[
         bool, Opt("--retry-failed", help="Resume runs that failed before (e.g. a NaN loss).")
