@@ -86,5 +86,5 @@ def test_no_table_overflows_its_container_at_1400_px(mixed_runs, tmp_path):
     (raw,) = re.findall(r'data-probe="([^"]*)"', dom)
     result = json.loads(raw.replace("&quot;", '"'))
     assert result["width"] == 1400
-    assert result["containers"] == 8  # summary, aggregates, differences, per-task, runs, partial, 2 config
+    assert result["containers"] == 8  # summary, aggregates, differences, per-task, runs, ...
     assert result["overflowing"] == []
