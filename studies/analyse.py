@@ -331,8 +331,9 @@ STAGES = {"select": analyse_select, "confirm": analyse_confirm}
 
 def render(stage: str, out: Path) -> tuple[str, str]:
     """``tables.md`` and ``summary.json`` text of ``stage`` from the raw files in ``out``."""
-    tables, payload = STAGES[stage](read_raw(out))
-    runs = read_raw(out)["runs"]
+    raw = read_raw(out)
+    tables, payload = STAGES[stage](raw)
+    runs = raw["runs"]
     commits = sorted({(r["commit"], r["dirty"]) for r in runs})
     footer = (f"\nRuns: {len(runs)}; code: "
               + ", ".join(f"{c}{' (dirty)' if d == 'True' else ''}" for c, d in commits)
