@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from sphere_rl.analysis.differences import permutation_p, welch_difference
 from sphere_rl.analysis.intervals import describe, seed_interval
 from sphere_rl.analysis.mechanism import FIXED, PROXY, RANK, pearson, variant_label
 from sphere_rl.analysis.runs import find_runs
-from sphere_rl.analysis.differences import permutation_p, welch_difference
 
 REFERENCE = "topk_moe"
 METRICS = {"rank_K": RANK, "rank_A": PROXY}
