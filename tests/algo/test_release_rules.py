@@ -5,6 +5,7 @@ a plain reference PPO loop), not against numbers copied from the implementation.
 """
 
 import copy
+import json
 
 import pytest
 import torch
@@ -262,3 +263,57 @@ def test_a_non_finite_critic_loss_stops_before_either_network_steps():
     pairs = zip(agent.actor.parameters(), actor.parameters(), strict=True)
     assert all(torch.equal(p, q) for p, q in pairs)
     assert not agent.actor_optimizer.state  # no step was taken
+
+
+@pytest.mark.parametrize("method", ["ln", "topk_moe_ln"])
+def test_layer_norms_use_flax_epsilon_1e_6(method):
+    """Rows whose variance is near ε tell 1e-6 (Flax, the release) apart from torch's 1e-5."""
+    from sphere_rl.nn.layers import ExpertLayerNorm
+
+    agent = build_agent(build_config({"method": method, "hidden": [6]}), 5, 2)
+    norms = [
+        m
+        for net in (agent.actor, agent.critic)
+        for m in net.modules()
+        if isinstance(m, nn.LayerNorm | ExpertLayerNorm)
+    ]
+    assert norms
+    x = torch.tensor([[0.0, 1e-3, -1e-3, 2e-3, 0.0, -2e-3]], dtype=torch.float64)
+    expected = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-6)
+    for norm in norms:
+        norm = norm.double()
+        out = norm(x.expand(norm.weight.shape[0], -1, -1) if norm.weight.dim() == 2 else x)
+        with torch.no_grad():
+            plain = (out - _affine_bias(norm)) / _affine_weight(norm)
+        torch.testing.assert_close(plain.reshape(-1, 6)[0], expected[0], rtol=1e-9, atol=1e-12)
+
+
+def _affine_weight(norm):
+    return norm.weight if norm.weight.dim() == 1 else norm.weight[:, None, :]
+
+
+def _affine_bias(norm):
+    return norm.bias if norm.bias.dim() == 1 else norm.bias[:, None, :]
+
+
+def test_linear_schedule_is_evaluated_after_each_rollout(tmp_path):
+    """The release's first iteration runs at lr + (steps after the rollout / task steps)·(lr_final −
+    lr), e.g. 2.967e-4 for 16,384 of 1M steps, and its last at lr_final."""
+    from sphere_rl.continual.runner import ContinualRunner
+
+    cfg = build_config(
+        {"benchmark": None, "tasks": "reach-v3", "method": "ppo", "preset": "quick",
+         "hidden": [8], "num_envs": 2, "num_steps": 25, "minibatch_size": 50,
+         "update_epochs": 1, "steps_per_task": 200, "lr_schedule": "linear", "lr": 3e-4,
+         "lr_final": 1e-4, "eval_interval": 10_000, "diag_interval": 10_000,
+         "checkpoint_interval": 10_000, "eval_episodes": 1}
+    )  # fmt: skip
+    run_dir = tmp_path / "run"
+    ContinualRunner.open(cfg, run_dir, show_progress=False).run()
+    lrs = [
+        r["lr"]
+        for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+        if r.get("kind") == "train"
+    ]
+    expected = [3e-4 + (i + 1) / 4 * (1e-4 - 3e-4) for i in range(4)]
+    assert lrs == pytest.approx(expected, rel=1e-12)

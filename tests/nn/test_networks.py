@@ -31,7 +31,7 @@ def reference_expert_means(actor, obs):
             if isinstance(norm, nn.Identity):
                 pass
             else:
-                ref_norm = nn.LayerNorm(x.shape[-1]).double()
+                ref_norm = nn.LayerNorm(x.shape[-1], eps=1e-6).double()
                 ref_norm.weight.data = norm.weight[e, 0].detach().clone()
                 ref_norm.bias.data = norm.bias[e, 0].detach().clone()
                 x = ref_norm(x)

@@ -125,14 +125,14 @@ class PPOAgent:
         self.set_learning_rate(self.config.lr)
 
     def schedule_learning_rate(self, progress: float) -> None:
-        """Set the rate for an iteration at ``progress ∈ [0, 1)`` of the task.
+        """Set the rate for an iteration at ``progress ∈ (0, 1]`` of the task (clipped to 1).
 
         ``linear`` interpolates ``lr → lr_final``, ``constant`` holds ``lr``; ``kl_adaptive`` is left
         alone (it adapts inside :meth:`update` and no linear decay applies).
         """
         cfg = self.config
         if cfg.lr_schedule == "linear":
-            self.set_learning_rate(cfg.lr + progress * (cfg.lr_final - cfg.lr))
+            self.set_learning_rate(cfg.lr + min(progress, 1.0) * (cfg.lr_final - cfg.lr))
         elif cfg.lr_schedule == "constant":
             self.set_learning_rate(cfg.lr)
 

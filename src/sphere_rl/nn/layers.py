@@ -18,6 +18,8 @@ from sphere_rl.nn.dispatch import DispatchPlan, grouped_linear
 HIDDEN_GAIN = math.sqrt(2.0)
 POLICY_HEAD_GAIN = 0.01
 VALUE_HEAD_GAIN = 1.0
+# Flax's LayerNorm default, which the release uses in experts, gate and critic (torch's is 1e-5).
+LAYER_NORM_EPS = 1e-6
 
 ACTIVATIONS = ("relu", "crelu", "tanh")
 
@@ -149,7 +151,7 @@ class MLPTrunk(_Trunk):
         return orthogonal_init_(nn.Linear(width_in, width), HIDDEN_GAIN)
 
     def _norm(self, width: int) -> nn.Module:
-        return nn.LayerNorm(width)
+        return nn.LayerNorm(width, eps=LAYER_NORM_EPS)
 
 
 class ExpertTrunk(_Trunk):
@@ -197,7 +199,7 @@ class ExpertTrunk(_Trunk):
 class ExpertLayerNorm(nn.Module):
     """LayerNorm over the feature axis with separate affine parameters per expert."""
 
-    def __init__(self, n_experts: int, width: int, eps: float = 1e-5) -> None:
+    def __init__(self, n_experts: int, width: int, eps: float = LAYER_NORM_EPS) -> None:
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(n_experts, 1, width))
