@@ -40,6 +40,10 @@ class PPOConfig:
     lr: float = 3e-4
     lr_final: float = 1e-4
     lr_schedule: str = "linear"  # "linear" | "constant" | "kl_adaptive"
+    # When ``linear`` reads the task's progress: "after_rollout" (the release: steps done once the
+    # iteration's rollout is in, so the first iteration already decays) or "before_rollout"
+    # (iteration / iterations, this project's rule before the second audit).
+    lr_progress: str = "after_rollout"
     target_kl: float = 0.03  # used by "kl_adaptive"
     kl_adapt_every: str = "minibatch"  # "minibatch" (release) | "epoch"
     gamma: float = 0.99
@@ -54,6 +58,9 @@ class PPOConfig:
     # Std of the minibatch advantages: 0 is the release's population std (jnp.std), 1 the sample
     # std (torch.std's default; this project's rule before the second audit).
     adv_std_ddof: int = 0
+    # LayerNorm's ε in the ``*_ln`` networks: Flax's 1e-6 (the release) or PyTorch's 1e-5 (this
+    # project before the second audit).
+    layer_norm_eps: float = 1e-6
     # Adam's kernels: "fused" (in place, no temporaries) is the fastest; "foreach" gives numbers
     # bit-identical to PyTorch's per-parameter loop (fused differs from it by float32 rounding).
     adam_kernel: str = "fused"
@@ -209,6 +216,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "sphere_mode": ("fixed", "loss", "grad"),
     "sphere_variant": ("last", "all_layers", "per_expert", "gate", "gradient_factor"),
     "lr_schedule": ("linear", "constant", "kl_adaptive"),
+    "lr_progress": ("after_rollout", "before_rollout"),
     "kl_adapt_every": ("minibatch", "epoch"),
     "adam_kernel": ("foreach", "fused"),
     "ppo10x_width": ("release", "param_matched"),
@@ -223,7 +231,7 @@ INT_CHOICES: dict[str, tuple[int, ...]] = {"adv_std_ddof": (0, 1)}
 POSITIVE = {
     "steps_per_task", "num_envs", "num_steps", "minibatch_size", "update_epochs", "lr",
     "n_experts", "top_k", "temperature", "eval_interval", "eval_episodes", "diag_interval",
-    "diag_samples", "checkpoint_interval", "target_kl", "max_grad_norm",
+    "diag_samples", "checkpoint_interval", "target_kl", "max_grad_norm", "layer_norm_eps",
 }  # fmt: skip
 NON_NEGATIVE = {
     "lr_final", "rho", "ent_coef", "vf_coef", "clip_coef", "seed", "torch_threads",
@@ -393,11 +401,32 @@ def _name_problems(cfg: dict[str, Any]) -> list[str]:
 RUNTIME_KEYS = ("device", "torch_threads")
 
 
+# Keys added after runs were first saved, each with the value under which a run saved without it
+# was trained. :func:`saved_config` reads such a run's config.json with that value (so the run
+# resumes, evaluates and reports as it was trained), and :func:`config_hash` leaves a key out while
+# it holds that value (so the run keeps its identity and directory name).
+LEGACY_VALUES: dict[str, Any] = {
+    "adv_std_ddof": 1,
+    "sphere_gate_scale": "shared",
+    "layer_norm_eps": 1e-5,
+    "lr_progress": "before_rollout",
+}
+
+
+def saved_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A config.json as written by any version: keys it predates get their :data:`LEGACY_VALUES`."""
+    return {**{k: v for k, v in LEGACY_VALUES.items() if k not in saved}, **saved}
+
+
 def config_hash(config: dict[str, Any]) -> str:
     """A run's identity: 12 hex digits of SHA-256 over its ``to_dict()`` configuration, without
-    :data:`RUNTIME_KEYS`. Stable across processes and key order; any other changed value
-    changes it."""
-    identity = {k: v for k, v in config.items() if k not in RUNTIME_KEYS}
+    :data:`RUNTIME_KEYS` and without keys at their :data:`LEGACY_VALUES`. Stable across processes,
+    key order and versions that add keys; any other changed value changes it."""
+    identity = {
+        k: v
+        for k, v in saved_config(config).items()
+        if k not in RUNTIME_KEYS and not (k in LEGACY_VALUES and v == LEGACY_VALUES[k])
+    }
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -417,4 +446,5 @@ __all__ = [
     "build_config",
     "config_diff",
     "config_hash",
+    "saved_config",
 ]

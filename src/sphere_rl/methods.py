@@ -35,6 +35,7 @@ from sphere_rl.nn import (
     release_width,
 )
 from sphere_rl.nn.init import initialize_
+from sphere_rl.nn.layers import set_layer_norm_eps_
 from sphere_rl.regularizers.hooks import SphereRegularizer
 from sphere_rl.runtime import LearnerThreads
 
@@ -264,6 +265,7 @@ def build_agent(cfg: ExperimentConfig, obs_dim: int, act_dim: int) -> PPOAgent:
     critic = build_critic(arch, obs_dim, cfg)
     for network in (actor, critic):  # before plug-ins record initial weights or add layers
         initialize_(network, cfg.init)
+        set_layer_norm_eps_(network, cfg.layer_norm_eps)
     plugins = [(REGULARIZERS.get(name) or CALLBACKS[name])(cfg) for name in regs]
     for plugin in plugins:  # structural changes (e.g. Parseval's diagonal layers) before optimisers
         if hasattr(plugin, "prepare_actor"):

@@ -13,7 +13,9 @@ from torch import nn
 
 from sphere_rl.algo.buffer import RolloutBuffer
 from sphere_rl.config import ConfigError, build_config
+from sphere_rl.continual.runner import ContinualRunner
 from sphere_rl.methods import build_agent
+from sphere_rl.nn.layers import ExpertLayerNorm
 
 
 def release_rule(lr: float, kl: float, target: float) -> float:
@@ -265,12 +267,13 @@ def test_a_non_finite_critic_loss_stops_before_either_network_steps():
     assert not agent.actor_optimizer.state  # no step was taken
 
 
+@pytest.mark.parametrize("eps", [None, 1e-5])
 @pytest.mark.parametrize("method", ["ln", "topk_moe_ln"])
-def test_layer_norms_use_flax_epsilon_1e_6(method):
-    """Rows whose variance is near ε tell 1e-6 (Flax, the release) apart from torch's 1e-5."""
-    from sphere_rl.nn.layers import ExpertLayerNorm
-
-    agent = build_agent(build_config({"method": method, "hidden": [6]}), 5, 2)
+def test_layer_norms_use_flax_epsilon_1e_6(method, eps):
+    """Rows whose variance is near ε tell 1e-6 (Flax, the release, the default) apart from torch's
+    1e-5 (``layer_norm_eps: 1e-5``, the earlier rule)."""
+    overrides = {"method": method, "hidden": [6]} | ({} if eps is None else {"layer_norm_eps": eps})
+    agent = build_agent(build_config(overrides), 5, 2)
     norms = [
         m
         for net in (agent.actor, agent.critic)
@@ -279,7 +282,7 @@ def test_layer_norms_use_flax_epsilon_1e_6(method):
     ]
     assert norms
     x = torch.tensor([[0.0, 1e-3, -1e-3, 2e-3, 0.0, -2e-3]], dtype=torch.float64)
-    expected = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-6)
+    expected = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + (eps or 1e-6))
     for norm in norms:
         norm = norm.double()
         out = norm(x.expand(norm.weight.shape[0], -1, -1) if norm.weight.dim() == 2 else x)
@@ -296,17 +299,17 @@ def _affine_bias(norm):
     return norm.bias if norm.bias.dim() == 1 else norm.bias[:, None, :]
 
 
-def test_linear_schedule_is_evaluated_after_each_rollout(tmp_path):
+@pytest.mark.parametrize("rule", ["after_rollout", "before_rollout"])
+def test_linear_schedule_is_evaluated_after_each_rollout(tmp_path, rule):
     """The release's first iteration runs at lr + (steps after the rollout / task steps)·(lr_final −
-    lr), e.g. 2.967e-4 for 16,384 of 1M steps, and its last at lr_final."""
-    from sphere_rl.continual.runner import ContinualRunner
-
+    lr), e.g. 2.967e-4 for 16,384 of 1M steps, and its last at lr_final; ``lr_progress:
+    before_rollout`` keeps the earlier rule (iteration / iterations: 3e-4 first)."""
     cfg = build_config(
         {"benchmark": None, "tasks": "reach-v3", "method": "ppo", "preset": "quick",
          "hidden": [8], "num_envs": 2, "num_steps": 25, "minibatch_size": 50,
          "update_epochs": 1, "steps_per_task": 200, "lr_schedule": "linear", "lr": 3e-4,
          "lr_final": 1e-4, "eval_interval": 10_000, "diag_interval": 10_000,
-         "checkpoint_interval": 10_000, "eval_episodes": 1}
+         "checkpoint_interval": 10_000, "eval_episodes": 1, "lr_progress": rule}
     )  # fmt: skip
     run_dir = tmp_path / "run"
     ContinualRunner.open(cfg, run_dir, show_progress=False).run()
@@ -315,5 +318,6 @@ def test_linear_schedule_is_evaluated_after_each_rollout(tmp_path):
         for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
         if r.get("kind") == "train"
     ]
-    expected = [3e-4 + (i + 1) / 4 * (1e-4 - 3e-4) for i in range(4)]
+    shift = 1 if rule == "after_rollout" else 0
+    expected = [3e-4 + (i + shift) / 4 * (1e-4 - 3e-4) for i in range(4)]
     assert lrs == pytest.approx(expected, rel=1e-12)

@@ -37,6 +37,20 @@ class NonFiniteLossError(RuntimeError):
     """A loss became NaN or Inf; training must stop before the networks are corrupted."""
 
 
+def schedule_progress(
+    rule: str, iteration: int, iterations: int, steps_per_iteration: int, steps_per_task: int
+) -> float:
+    """The task progress the linear schedule reads in 0-based ``iteration`` of ``iterations``.
+
+    ``after_rollout`` (the release, SB3's order): steps done once this iteration's rollout is in,
+    over the task's budget, so the first iteration of a 1M-step task with 16,384-step rollouts runs
+    at 2.967e-4, not 3e-4. ``before_rollout``: ``iteration / iterations``.
+    """
+    if rule == "after_rollout":
+        return (iteration + 1) * steps_per_iteration / steps_per_task
+    return iteration / iterations
+
+
 def adapted_learning_rate(lr: float, kl: float, target_kl: float) -> float:
     """The release's KL rule: ÷1.5 above ``2·target_kl``, ×1.5 below ``target_kl/2``, clipped."""
     if kl > 2.0 * target_kl:

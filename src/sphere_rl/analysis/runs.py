@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from sphere_rl.config import saved_config
 from sphere_rl.continual.rundir import RunFileError, read_json, read_jsonl
 
 # Keys of a configuration that distinguish experiments rather than repetitions of one: everything
@@ -141,6 +142,7 @@ def load_run(path: Path) -> RunData:
         run = read_json(path / "run.json") if (path / "run.json").is_file() else None
         if not isinstance(config, dict) or not isinstance(run, dict) or "tasks" not in run:
             raise RunLoadError(f"{path}: config.json or run.json is missing or not a run's")
+        config = saved_config(config)
         return RunData(
             path=path,
             config=config,

@@ -21,7 +21,14 @@ from sphere_rl.cli.common import (
     read_config_file,
 )
 from sphere_rl.cli.output import make_console, name_table, print_json
-from sphere_rl.config import CHOICES, PRESETS, ConfigError, ExperimentConfig, build_config
+from sphere_rl.config import (
+    CHOICES,
+    PRESETS,
+    ConfigError,
+    ExperimentConfig,
+    build_config,
+    saved_config,
+)
 from sphere_rl.continual.rundir import RunBusyError, RunFileError, read_json, run_lock
 from sphere_rl.envs.registry import BENCHMARKS
 from sphere_rl.methods import ARCHS, CALLBACKS, METHODS, REGULARIZERS
@@ -266,6 +273,7 @@ def _resolve_config(
             fail(str(err))
         if not isinstance(base, dict):
             fail(f"{resume / 'config.json'}: not a JSON object; the run directory is damaged")
+        base = saved_config(base)
     try:
         cfg = build_config({**base, **overrides})
     except ConfigError as err:  # "invalid configuration:" then one "  - problem" per line

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sphere_rl.algo.ppo import PPOAgent
-from sphere_rl.config import ExperimentConfig, build_config
+from sphere_rl.config import ExperimentConfig, build_config, saved_config
 from sphere_rl.continual.checkpoint import load_checkpoint
 from sphere_rl.methods import build_agent
 
@@ -30,7 +30,7 @@ def load_agent(
     payload = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))
     if payload["agent"] is None:
         raise ValueError(f"{checkpoint} in {run_dir} was written before any agent existed")
-    cfg = build_config(payload["config"])
+    cfg = build_config(saved_config(payload["config"]))
     agent = build_agent(cfg, payload["obs_dim"], payload["act_dim"])
     agent.load_state_dict(payload["agent"])
     agent.actor.eval()

@@ -33,7 +33,7 @@ import torch
 import sphere_rl
 from sphere_rl import provenance
 from sphere_rl.algo.buffer import RolloutBuffer, compute_gae
-from sphere_rl.algo.ppo import NonFiniteLossError, PPOAgent
+from sphere_rl.algo.ppo import NonFiniteLossError, PPOAgent, schedule_progress
 from sphere_rl.config import (
     RUNTIME_KEYS,
     ConfigError,
@@ -41,6 +41,7 @@ from sphere_rl.config import (
     build_config,
     config_diff,
     config_hash,
+    saved_config,
 )
 from sphere_rl.continual.checkpoint import (
     capture_rng_state,
@@ -199,6 +200,8 @@ def decide_open(
             raise ResumeError(f"{run_dir} is not a run directory (no config.json)")
         return OpenDecision(NEW_RUN)
     saved = read_json(config_path)
+    if isinstance(saved, dict):
+        saved = saved_config(saved)
     if cfg is not None:
         diff = [k for k in config_diff(saved, cfg.to_dict()) if k not in RUNTIME_KEYS]
         if diff and not allow_config_change:
@@ -441,9 +444,12 @@ class ContinualRunner:
 
     def _iteration(self, env, obs: np.ndarray, t: int, it: int) -> np.ndarray:
         cfg, agent = self.cfg, self.agent
-        # The release evaluates its linear schedule after the rollout, from the steps done once
-        # this iteration's rollout is in (first iteration 2.967e-4 on cw10, not 3e-4).
-        agent.schedule_learning_rate((it + 1) * cfg.steps_per_iteration / cfg.steps_per_task)
+        agent.schedule_learning_rate(
+            schedule_progress(
+                cfg.lr_progress, it, cfg.iterations_per_task, cfg.steps_per_iteration,
+                cfg.steps_per_task,
+            )
+        )  # fmt: skip
         start = time.perf_counter()
         buffer, obs, next_done, episodes = self._collect(env, obs)
         rollout_time = time.perf_counter() - start
@@ -709,7 +715,9 @@ class ContinualRunner:
             return {}
         reference = saved
         if config_hash(saved) != recorded and checkpointed is not None:
-            reference = checkpointed  # config.json edited on disk: the checkpoint knows better
+            reference = saved_config(
+                checkpointed
+            )  # config.json edited on disk: the checkpoint knows better
         keys = [k for k in config_diff(reference, new) if k not in RUNTIME_KEYS]
         if allow:
             return {k: [reference.get(k), new.get(k)] for k in keys}

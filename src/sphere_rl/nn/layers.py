@@ -196,6 +196,14 @@ class ExpertTrunk(_Trunk):
         return ExpertLayerNorm(self.n_experts, width)
 
 
+def set_layer_norm_eps_(module: nn.Module, eps: float) -> nn.Module:
+    """Give every LayerNorm in ``module`` (per-expert ones included) the ε ``eps``."""
+    for m in module.modules():
+        if isinstance(m, nn.LayerNorm | ExpertLayerNorm):
+            m.eps = eps
+    return module
+
+
 class ExpertLayerNorm(nn.Module):
     """LayerNorm over the feature axis with separate affine parameters per expert."""
 

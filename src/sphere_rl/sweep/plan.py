@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sphere_rl.config import ExperimentConfig, config_diff
+from sphere_rl.config import ExperimentConfig, config_diff, saved_config
 from sphere_rl.continual.rundir import RunFileError, read_json
 from sphere_rl.continual.runner import find_run_dir
 from sphere_rl.sweep.grid import variant_name
@@ -51,6 +51,7 @@ def plan_run(
         return PlannedRun(cfg, run_dir, NEW, variant=variant)
     try:
         saved = read_json(config_path)
+        saved = saved_config(saved) if isinstance(saved, dict) else saved
         diff = config_diff(saved, cfg.to_dict()) if isinstance(saved, dict) else ["config.json"]
         status_path = run_dir / "status.json"
         status = read_json(status_path) if status_path.exists() else {"state": "running"}
