@@ -17,9 +17,28 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from sphere_rl.vocab import (
+    ENV_BACKENDS,
+    FOOT_COLLIDERS,
+    GATE_SCALES,
+    INIT_SCHEMES,
+    PPO10X_WIDTHS,
+    PROTOCOLS,
+    SPHERE_MODES,
+    SPHERE_VARIANTS,
+    VECTORIZATIONS,
+)
+
 
 class ConfigError(ValueError):
     """An invalid configuration; the message lists every problem found."""
+
+
+# The values of PPOConfig's own name-valued keys (sphere_rl.algo.ppo reads them from here).
+LR_SCHEDULES: tuple[str, ...] = ("linear", "constant", "kl_adaptive")
+LR_PROGRESS: tuple[str, ...] = ("after_rollout", "before_rollout")
+KL_ADAPT_EVERY: tuple[str, ...] = ("minibatch", "epoch")
+ADAM_KERNELS: tuple[str, ...] = ("foreach", "fused")
 
 
 @dataclass(frozen=True)
@@ -177,6 +196,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "rho": 0.05,
         "carry_optimizer": True,
     },
+    # CW20 is CW10 twice: the same settings ("benchmark" set below).
+    "cw20": {},
     # The release's HumanoidBench setting: 10M steps/task, 128 envs × 16 steps, KL-adaptive LR.
     "hb5": {
         "benchmark": "hb5",
@@ -210,21 +231,29 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoint_interval": 10_000,
     },
 }
+PRESETS["cw20"] = {**PRESETS["cw10"], "benchmark": "cw20"}
+# A task list without a benchmark or preset gets its family's preset (envs.registry.task_family):
+# MetaWorld and Gymnasium tasks cw10's, H1 tasks hb5's. Tasks of families with different presets
+# need an explicit preset.
+FAMILY_PRESETS: dict[str, str] = {"metaworld": "cw10", "gym": "cw10", "h1": "hb5"}
 
+# Keys with a fixed set of names: each list is defined once, by PPOConfig above or in sphere_rl.vocab
+# beside the modules that give the names their meaning. Method, architecture and plug-in names are
+# checked where their registries live (sphere_rl.methods.validate_names).
 CHOICES: dict[str, tuple[str, ...]] = {
-    "protocol": ("crl", "rl"),
-    "sphere_mode": ("fixed", "loss", "grad"),
-    "sphere_variant": ("last", "all_layers", "per_expert", "gate", "gradient_factor"),
-    "lr_schedule": ("linear", "constant", "kl_adaptive"),
-    "lr_progress": ("after_rollout", "before_rollout"),
-    "kl_adapt_every": ("minibatch", "epoch"),
-    "adam_kernel": ("foreach", "fused"),
-    "ppo10x_width": ("release", "param_matched"),
-    "env_backend": ("metaworld", "envpool", "auto"),
-    "vectorization": ("sync", "async"),
-    "init": ("release", "orthogonal"),
-    "h1_feet": ("humanoidbench", "menagerie"),
-    "sphere_gate_scale": ("own", "shared"),
+    "protocol": PROTOCOLS,
+    "sphere_mode": SPHERE_MODES,
+    "sphere_variant": SPHERE_VARIANTS,
+    "lr_schedule": LR_SCHEDULES,
+    "lr_progress": LR_PROGRESS,
+    "kl_adapt_every": KL_ADAPT_EVERY,
+    "adam_kernel": ADAM_KERNELS,
+    "ppo10x_width": PPO10X_WIDTHS,
+    "env_backend": ENV_BACKENDS,
+    "vectorization": VECTORIZATIONS,
+    "init": INIT_SCHEMES,
+    "h1_feet": FOOT_COLLIDERS,
+    "sphere_gate_scale": GATE_SCALES,
 }
 # Integer keys with a fixed set of values (checked like CHOICES).
 INT_CHOICES: dict[str, tuple[int, ...]] = {"adv_std_ddof": (0, 1)}
@@ -271,7 +300,10 @@ def _coerce(value: Any) -> Any:
 def build_config(overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     """Resolve defaults ← preset ← overrides and validate the result.
 
-    The preset is ``overrides["preset"]`` if given, else the benchmark's own preset if one exists.
+    The preset is ``overrides["preset"]`` if given (``None`` given explicitly: no preset), else the
+    benchmark's (every benchmark has one; the default benchmark is cw10), else, for a task list,
+    the preset of its tasks' family (:data:`FAMILY_PRESETS`). Method, architecture and plug-in
+    names are not checked here: see :func:`sphere_rl.methods.validate_names`.
 
     Raises:
         ConfigError: listing every unknown key, wrong type and impossible value.
@@ -287,10 +319,10 @@ def build_config(overrides: dict[str, Any] | None = None) -> ExperimentConfig:
             problems.append(f"unknown key {key!r}{hint}")
     if isinstance(overrides.get("tasks"), str):
         overrides["tasks"] = tuple(t.strip() for t in overrides["tasks"].split(",") if t.strip())
-    preset_name = overrides.get("preset") or overrides.get("benchmark") or "cw10"
-    if overrides.get("preset") is not None and preset_name not in PRESETS:
-        problems.append(f"preset must be one of {sorted(PRESETS)}, got {preset_name!r}")
-    preset = PRESETS.get(preset_name, {})
+    preset_name, problem = resolve_preset(overrides)
+    if problem:
+        problems.append(problem)
+    preset = PRESETS.get(preset_name, {}) if isinstance(preset_name, str) else {}
     merged = {**preset, **{k: _coerce(v) for k, v in overrides.items() if k in fields}}
     merged["preset"] = preset_name if preset_name in PRESETS else None
     well_typed = {}
@@ -308,6 +340,37 @@ def build_config(overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
     return ExperimentConfig(**merged)
+
+
+def resolve_preset(overrides: dict[str, Any]) -> tuple[str | None, str | None]:
+    """``(preset name or None, problem or None)``: which preset :func:`build_config` applies."""
+    if "preset" in overrides:
+        name = overrides["preset"]
+        if name is None or name in PRESETS:
+            return name, None
+        return None, f"preset must be one of {sorted(PRESETS)}, got {name!r}"
+    tasks = overrides.get("tasks")
+    default = None if tasks else ExperimentConfig.benchmark  # tasks alone: the tasks' preset
+    benchmark = overrides.get("benchmark", default)
+    if isinstance(benchmark, str):
+        key = benchmark.strip().lower()
+        return (key, None) if key in PRESETS else (None, None)  # an unknown one is reported apart
+    if isinstance(tasks, str):
+        tasks = [t.strip() for t in tasks.split(",") if t.strip()]
+    if benchmark is not None or not isinstance(tasks, list | tuple) or not tasks:
+        return None, None  # wrong types and a missing sequence are reported apart
+    from sphere_rl.envs.registry import task_family  # below this module; loads gymnasium
+
+    by_preset: dict[str, list[str]] = {}
+    for task in dict.fromkeys(str(t) for t in tasks):
+        by_preset.setdefault(FAMILY_PRESETS[task_family(task)], []).append(task)
+    if len(by_preset) == 1:
+        return next(iter(by_preset)), None
+    mix = "; ".join(f"{', '.join(names)} -> {name}" for name, names in by_preset.items())
+    return None, (
+        f"the tasks need different presets ({mix}) and none is given; give one of"
+        f" {', '.join(PRESETS)} as preset (--preset)"
+    )
 
 
 def _defaults() -> dict[str, Any]:
@@ -350,35 +413,23 @@ def _value_problems(cfg: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _did_you_mean(kind: str, name: Any, valid: list[str]) -> str:
+def did_you_mean(kind: str, name: Any, valid: list[str]) -> str:
+    """``unknown KIND 'name' (did you mean 'x'?); valid: a, b``."""
     close = difflib.get_close_matches(str(name), valid, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown {kind} {name!r}{hint}; valid: {', '.join(valid)}"
 
 
 def _name_problems(cfg: dict[str, Any]) -> list[str]:
-    """Unknown method, architecture, plug-in, benchmark and task names, each with the closest
-    valid name."""
-    # Imported here: both registries import this module.
+    """Unknown benchmark and task names, each with the closest valid name."""
+    # Imported here: the task registry loads gymnasium (it sits below this module).
     from sphere_rl.envs.registry import BENCHMARKS, list_tasks, task_spec
-    from sphere_rl.methods import ARCHS, CALLBACKS, METHODS, REGULARIZERS
 
     problems = []
-    spec = METHODS.get(cfg["method"])
-    if spec is None:
-        problems.append(_did_you_mean("method", cfg["method"], sorted(METHODS)))
-    arch = cfg["arch"] or (spec.arch if spec else None)
-    if arch is not None and arch not in ARCHS:
-        problems.append(_did_you_mean("arch", arch, list(ARCHS)))
-    reg = cfg["reg"] if cfg["reg"] is not None else (spec.reg if spec else "")
-    plugins = sorted({*REGULARIZERS, *CALLBACKS})
-    for name in (r for r in reg.split("+") if r and r != "none"):
-        if name not in plugins:
-            problems.append(_did_you_mean("reg", name, ["none", *plugins]))
     if cfg["tasks"] is None:
         benchmark = cfg["benchmark"]
         if benchmark is not None and str(benchmark).strip().lower() not in BENCHMARKS:
-            problems.append(_did_you_mean("benchmark", benchmark, list(BENCHMARKS)))
+            problems.append(did_you_mean("benchmark", benchmark, list(BENCHMARKS)))
     else:
         valid = list_tasks()
         for task in dict.fromkeys(cfg["tasks"]):
@@ -438,6 +489,8 @@ def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 __all__ = [
+    "CHOICES",
+    "FAMILY_PRESETS",
     "PRESETS",
     "RUNTIME_KEYS",
     "ConfigError",
@@ -446,5 +499,7 @@ __all__ = [
     "build_config",
     "config_diff",
     "config_hash",
+    "did_you_mean",
+    "resolve_preset",
     "saved_config",
 ]

@@ -6,15 +6,16 @@ combinations such as ``--arch topk_moe --reg sphere`` or ``--arch mlp --reg sphe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from sphere_rl.algo.hooks import ActorRegularizer, TrainingCallback
 from sphere_rl.algo.normalization import RunningMeanStd
 from sphere_rl.algo.ppo import PPOAgent
-from sphere_rl.config import ExperimentConfig
+from sphere_rl.config import ConfigError, ExperimentConfig, did_you_mean
 from sphere_rl.interventions import (
     CChain,
     ContinualBackprop,
@@ -80,7 +81,7 @@ METHODS: dict[str, MethodSpec] = {
             "sphere",
             "topk_moe",
             "sphere",
-            "Top-K MoE + SPHERE penalty (grad mode, ρ=1e-3)",
+            "Top-K MoE + SPHERE penalty (mode and ρ: the preset's)",
             "Luo et al., ICML 2026",
         ),
         # Plasticity baselines (sphere_rl.interventions, docs/methods.md). Like `ln`, they use the
@@ -241,20 +242,70 @@ PLUGIN_INFO: dict[str, tuple[str, str]] = {
 }
 
 
+def name_problems(cfg: ExperimentConfig | Mapping[str, Any]) -> list[str]:
+    """Unknown method, architecture and plug-in names in a configuration (an
+    :class:`ExperimentConfig` or a dict of its keys; missing keys take their defaults), each with
+    the closest valid name. The one check of these names: entry points call it (through
+    :func:`validate_names`) before anything is created."""
+    values = cfg.to_dict() if isinstance(cfg, ExperimentConfig) else cfg
+    method = values.get("method", ExperimentConfig.method)
+    arch, reg = values.get("arch"), values.get("reg")
+    problems = []
+    spec = METHODS.get(method) if isinstance(method, str) else None
+    if spec is None:
+        problems.append(did_you_mean("method", method, sorted(METHODS)))
+    arch = arch or (spec.arch if spec else None)
+    if arch is not None and arch not in ARCHS:
+        problems.append(did_you_mean("arch", arch, list(ARCHS)))
+    reg = reg if reg is not None else (spec.reg if spec else "")
+    plugins = sorted({*REGULARIZERS, *CALLBACKS})
+    for name in (r for r in str(reg).split("+") if r and r != "none"):
+        if name not in plugins:
+            problems.append(did_you_mean("reg", name, ["none", *plugins]))
+    return problems
+
+
+def validate_names(cfg: ExperimentConfig | Mapping[str, Any]) -> None:
+    """Raise :class:`~sphere_rl.config.ConfigError` listing :func:`name_problems`, if any."""
+    problems = name_problems(cfg)
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+# The configuration keys each built-in plug-in reads (`sphere methods` shows their values).
+PLUGIN_KEYS: dict[str, tuple[str, ...]] = {
+    "sphere": ("sphere_mode", "rho", "sphere_variant"),
+    "parseval": ("parseval_coef", "parseval_diag"),
+    "cchain": ("cchain_target", "cchain_window"),
+    "l2_init": ("l2_init_coef",),
+    "cbp": ("cbp_replacement_rate", "cbp_maturity", "cbp_decay"),
+    "redo": ("redo_tau", "redo_period"),
+    "snp": ("sp_shrink", "sp_perturb", "sp_period"),
+}
+
+
+def method_settings(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The values of the keys that ``cfg``'s plug-ins read (:data:`PLUGIN_KEYS`), as resolved."""
+    _, plugins = resolve_method(cfg)
+    return {key: getattr(cfg, key) for name in plugins for key in PLUGIN_KEYS.get(name, ())}
+
+
 def resolve_method(cfg: ExperimentConfig) -> tuple[str, list[str]]:
-    """``(arch, plug-in names)`` after applying ``--arch``/``--reg`` overrides."""
-    if cfg.method not in METHODS:
-        raise ValueError(f"method must be one of {sorted(METHODS)}, got {cfg.method!r}")
-    spec = METHODS[cfg.method]
-    arch = cfg.arch or spec.arch
-    if arch not in ARCHS:
-        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
-    reg = spec.reg if cfg.reg is None else cfg.reg
+    """``(arch, plug-in names)`` after applying ``--arch``/``--reg`` overrides.
+
+    The names are looked up, not checked (:func:`validate_names` did that before the run was
+    created); a name that is not registered raises :class:`~sphere_rl.config.ConfigError` from
+    the same check."""
+    spec = METHODS.get(cfg.method)
+    arch = cfg.arch or (spec.arch if spec else "")
+    reg = cfg.reg if cfg.reg is not None else (spec.reg if spec else "")
     regs = [r for r in reg.split("+") if r and r != "none"]
-    known = sorted({*REGULARIZERS, *CALLBACKS})
-    for name in regs:
-        if name not in known:
-            raise ValueError(f"reg must be 'none' or '+'-joined names from {known}, got {name!r}")
+    if (
+        spec is None
+        or arch not in ARCHS
+        or not all(r in REGULARIZERS or r in CALLBACKS for r in regs)
+    ):
+        validate_names(cfg)
     return arch, regs
 
 

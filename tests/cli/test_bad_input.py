@@ -57,7 +57,7 @@ CASES = {
         ["train", "--tasks", "hamer-v3", "--method", "sphre", "--num-envs", "0", "--quiet", *OUT],
         ["unknown task 'hamer-v3'", "unknown method 'sphre'", "num_envs must be > 0, got 0"]),
     "unknown-preset": Case(["train", "--preset", "fast", "--tasks", "reach-v3", *OUT],
-                           ["preset must be one of ['cw10', 'hb5', 'quick'], got 'fast'"]),
+                           ["preset must be one of ['cw10', 'cw20', 'hb5', 'quick'], got 'fast'"]),
     "bad-protocol": Case(["train", "--protocol", "both", *NEW, *OUT],
                          ["protocol must be one of ('crl', 'rl'), got 'both'"]),
     "bad-sphere-mode": Case(["train", "--sphere-mode", "auto", *NEW, *OUT],
@@ -68,8 +68,16 @@ CASES = {
     "negative-seed": Case(["train", "--seed", "-1", *NEW, *OUT], ["seed must be >= 0, got -1"]),
     "steps-below-one-rollout": Case(["train", "--steps-per-task", "10", *NEW, *OUT],
                                     ["steps_per_task (10) is smaller than one rollout"]),
-    "crl-tasks-of-two-sizes": Case(["train", "--tasks", "reach-v3,h1-stand", "--quiet", *OUT],
+    "crl-tasks-of-two-sizes": Case(["train", "--tasks", "reach-v3,h1-stand", "--preset", "quick",
+                                    "--quiet", *OUT],
                                    ["every task needs the same observation and action sizes"]),
+    # A task list's preset is its tasks' (MetaWorld: cw10, H1: hb5); tasks of both need one given.
+    "tasks-of-two-presets": Case(["train", "--tasks", "reach-v3,h1-stand", "--quiet", *OUT],
+                                 ["invalid configuration: the tasks need different presets"
+                                  " (reach-v3 -> cw10; h1-stand -> hb5) and none is given; give"
+                                  " one of cw10, cw20, hb5, quick as preset (--preset)"]),
+    "methods-unknown-preset": Case(["methods", "--preset", "fast"],
+                                   ["--preset must be one of cw10, cw20, hb5, quick, got 'fast'"]),
     # Non-finite floats, from flags and from --config.
     "rho-infinity": Case(["train", "--rho", "inf", *NEW, *OUT],
                          ["rho must be a finite number, got inf"]),

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from sphere_rl.algo.buffer import RolloutBuffer
 from sphere_rl.algo.hooks import ActorRegularizer, TrainingCallback, penalty_terms
 from sphere_rl.algo.normalization import IdentityNormalizer, RunningMeanStd
-from sphere_rl.config import PPOConfig
+from sphere_rl.config import ADAM_KERNELS, PPOConfig
 from sphere_rl.nn.policy import GaussianActor
 from sphere_rl.regularizers.combine import backward_penalties, penalty_coefficient
 from sphere_rl.runtime import LearnerThreads
@@ -74,8 +74,8 @@ def make_adam(module: nn.Module, lr: float, kernel: str = "fused") -> torch.opti
     per-parameter loop up to float32 rounding (``tests/algo/test_release_rules.py``).
     ``"foreach"`` computes bitwise the loop's numbers in fewer kernel launches.
     """
-    if kernel not in ("foreach", "fused"):
-        raise ValueError(f"adam_kernel must be one of ('foreach', 'fused'), got {kernel!r}")
+    if kernel not in ADAM_KERNELS:
+        raise ValueError(f"adam_kernel must be one of {ADAM_KERNELS}, got {kernel!r}")
     return torch.optim.Adam(module.parameters(), lr, eps=1e-5, **{kernel: True})
 
 

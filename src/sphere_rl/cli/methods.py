@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
+from sphere_rl.cli.common import fail
 from sphere_rl.cli.output import make_console, name_table
+from sphere_rl.config import PRESETS
 
 
 def register(app: typer.Typer) -> None:
@@ -18,16 +20,39 @@ def methods(
         list[str] | None,
         typer.Option("--plugin", help="Import this module first (its registrations are listed)."),
     ] = None,
+    preset: Annotated[
+        str,
+        typer.Option(
+            help=f"Show the settings each method gets under this preset: {', '.join(PRESETS)}"
+            " (cw10 is the default benchmark's)."
+        ),
+    ] = "cw10",
 ) -> None:
     """List the methods (--method), the architectures (--arch) and the plug-ins (--reg)."""
     from sphere_rl.cli.train import load_plugins_or_fail
-    from sphere_rl.methods import ARCHS, CALLBACKS, METHODS, PLUGIN_INFO, REGULARIZERS
+    from sphere_rl.config import build_config
+    from sphere_rl.methods import (
+        ARCHS,
+        CALLBACKS,
+        METHODS,
+        PLUGIN_INFO,
+        REGULARIZERS,
+        method_settings,
+    )
 
+    if preset not in PRESETS:
+        fail(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     load_plugins_or_fail(plugin)
     console = make_console()
-    table = name_table("Methods (--method)", "method", ["arch", "reg", "what it is", "source"])
+    table = name_table(
+        "Methods (--method)",
+        "method",
+        ["arch", "reg", f"settings (preset {preset})", "what it is", "source"],
+    )
     for spec in METHODS.values():
-        table.add_row(spec.name, spec.arch, spec.reg, spec.description, spec.source)
+        settings = method_settings(build_config({"method": spec.name, "preset": preset}))
+        shown = ", ".join(f"{key}={value}" for key, value in settings.items()) or "-"
+        table.add_row(spec.name, spec.arch, spec.reg, shown, spec.description, spec.source)
     console.print(table)
 
     plugins = name_table(

@@ -105,7 +105,6 @@ def sweep(
     """
     from sphere_rl.cli.train import load_plugins_or_fail
     from sphere_rl.config import ConfigError
-    from sphere_rl.methods import resolve_method
     from sphere_rl.plugins import plugin_locations
     from sphere_rl.sweep import (
         SweepGrid,
@@ -143,9 +142,7 @@ def sweep(
             base=base,
             variations=variations,
         )
-        configs = expand_grid(grid)
-        for cfg in configs:  # an unknown method or plug-in fails here, not in every worker
-            resolve_method(cfg)
+        configs = expand_grid(grid)  # an unknown method or plug-in fails here, not in workers
     except (ConfigError, ValueError) as err:
         fail(str(err))
     check_out_dir(out)  # before planning reads what is there

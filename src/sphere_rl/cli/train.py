@@ -31,7 +31,7 @@ from sphere_rl.config import (
 )
 from sphere_rl.continual.rundir import RunBusyError, RunFileError, read_json, run_lock
 from sphere_rl.envs.registry import BENCHMARKS
-from sphere_rl.methods import ARCHS, CALLBACKS, METHODS, REGULARIZERS
+from sphere_rl.methods import ARCHS, CALLBACKS, METHODS, REGULARIZERS, name_problems
 
 if TYPE_CHECKING:
     from sphere_rl.continual.runner import OpenDecision
@@ -51,11 +51,26 @@ def _names(names) -> str:
     return ", ".join(names)
 
 
-def _preset_values(key: str) -> str:
-    """``"preset's: cw10 1,000,000, hb5 10,000,000, quick 20,000"``: each preset's ``key``."""
+def preset_values(key: str) -> dict[str, Any]:
+    """Each preset's value of ``key`` (the preset's own, else the default)."""
     default = getattr(ExperimentConfig(), key)
-    values = {name: preset.get(key, default) for name, preset in PRESETS.items()}
-    return "preset's: " + ", ".join(f"{name} {v:,}" for name, v in values.items())
+    return {name: preset.get(key, default) for name, preset in PRESETS.items()}
+
+
+def _preset_values(key: str) -> str:
+    """``"cw10: 1,000,000, cw20: 1,000,000, hb5: 10,000,000, quick: 20,000"``: the value of ``key``
+    a run gets under each preset, shown as the default of every flag a preset sets (the preset
+    itself is only known once the command line is parsed)."""
+    shown = (f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{v:g}"
+             if isinstance(v, float) else str(v) for v in preset_values(key).values())  # fmt: skip
+    return ", ".join(f"{name}: {v}" for name, v in zip(PRESETS, shown, strict=True))
+
+
+# Flags whose default depends on the preset (each key some preset sets).
+PRESET_KEYS = tuple(
+    key for key in ("rho", "sphere_mode", "steps_per_task", "num_envs", "eval_interval",
+                    "eval_episodes") if len(set(map(repr, preset_values(key).values()))) > 1
+)  # fmt: skip
 
 
 _DEFAULTS = ExperimentConfig()
@@ -73,7 +88,9 @@ HELP = {
     "sphere_variant": f"Which features SPHERE penalises: {_names(CHOICES['sphere_variant'])}.",
     "pcgrad": "Project the SPHERE gradient off the policy gradient when they conflict.",
     "protocol": "crl: one agent through the whole sequence; rl: a fresh agent per task.",
-    "preset": f"Hyper-parameter preset: {_names(PRESETS)} (quick: minutes on a CPU).",
+    "preset": f"Hyper-parameter preset: {_names(PRESETS)} (quick: minutes on a CPU). Without"
+    " it: the benchmark's; for --tasks, the tasks' (MetaWorld and gym: cw10, H1: hb5). Flags"
+    " that a preset sets show each preset's value as their default.",
     "seed": "Run seed.",
     "steps_per_task": "Env steps per task.",
     "num_envs": "Parallel environments.",
@@ -104,9 +121,9 @@ def train(
     method: Annotated[str | None, Opt(help=HELP["method"], show_default=_default("method"))] = None,
     arch: Annotated[str | None, Opt(help=HELP["arch"], show_default="the method's")] = None,
     reg: Annotated[str | None, Opt(help=HELP["reg"], show_default="the method's")] = None,
-    rho: Annotated[float | None, Opt(help=HELP["rho"], show_default=_default("rho"))] = None,
+    rho: Annotated[float | None, Opt(help=HELP["rho"], show_default=_preset_values("rho"))] = None,
     sphere_mode: Annotated[
-        str | None, Opt(help=HELP["sphere_mode"], show_default=_default("sphere_mode"))
+        str | None, Opt(help=HELP["sphere_mode"], show_default=_preset_values("sphere_mode"))
     ] = None,
     sphere_variant: Annotated[
         str | None, Opt(help=HELP["sphere_variant"], show_default=_default("sphere_variant"))
@@ -118,7 +135,9 @@ def train(
     protocol: Annotated[
         str | None, Opt(help=HELP["protocol"], show_default=_default("protocol"))
     ] = None,
-    preset: Annotated[str | None, Opt(help=HELP["preset"], show_default="the benchmark's")] = None,
+    preset: Annotated[
+        str | None, Opt(help=HELP["preset"], show_default="the benchmark's or the tasks'")
+    ] = None,
     seed: Annotated[int | None, Opt(help=HELP["seed"], show_default=_default("seed"))] = None,
     steps_per_task: Annotated[
         int | None, Opt(help=HELP["steps_per_task"], show_default=_preset_values("steps_per_task"))
@@ -274,10 +293,11 @@ def _resolve_config(
         if not isinstance(base, dict):
             fail(f"{resume / 'config.json'}: not a JSON object; the run directory is damaged")
         base = saved_config(base)
+    problems = [*problems, *name_problems({**base, **overrides})]
     try:
         cfg = build_config({**base, **overrides})
     except ConfigError as err:  # "invalid configuration:" then one "  - problem" per line
-        problems = [*problems, *(ln.strip()[2:] for ln in str(err).splitlines()[1:])]
+        problems = [*(ln.strip()[2:] for ln in str(err).splitlines()[1:]), *problems]
     else:
         if not problems:
             return cfg
@@ -349,7 +369,8 @@ def _print_dry_run(cfg: ExperimentConfig, run_dir: Path, decision: OpenDecision)
         "finished": "already finished; nothing to do",
     }[decision.action]
     err_console.print(
-        f"dry run ({state}): {run_dir}; {cfg.method} = {arch} + {'+'.join(plugins) or 'no plug-ins'};"
+        f"dry run ({state}): {run_dir}; preset {cfg.preset or 'none'}; {cfg.method} = {arch} +"
+        f" {'+'.join(plugins) or 'no plug-ins'};"
         f" {cfg.protocol} on {len(tasks)} task(s) ({', '.join(tasks)}), {total:,} env steps",
         highlight=False,
         soft_wrap=True,

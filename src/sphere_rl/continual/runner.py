@@ -67,7 +67,7 @@ from sphere_rl.continual.tensorboard import TensorBoardLog
 from sphere_rl.envs import make_vector_env, resolve_tasks, task_spec
 from sphere_rl.envs.registry import task_options
 from sphere_rl.envs.vector import SNAPSHOT_FAMILIES, VectorTaskEnv, resolve_backend
-from sphere_rl.methods import build_agent, resolve_method
+from sphere_rl.methods import build_agent, resolve_method, validate_names
 from sphere_rl.plugins import plugin_records
 from sphere_rl.runtime import keep_freed_memory
 
@@ -859,7 +859,7 @@ def check_sequence(cfg: ExperimentConfig) -> list[str]:
         ConfigError: naming the problem, before anything is created.
     """
     tasks = resolve_tasks(cfg.benchmark if cfg.tasks is None else None, cfg.tasks)
-    resolve_method(cfg)  # fail fast on an unknown method, architecture or regularizer
+    validate_names(cfg)  # an unknown method, architecture or plug-in, before anything is created
     if cfg.env_backend == "envpool":
         _check_envpool_tasks(tasks)
     if cfg.protocol == "crl":

@@ -149,6 +149,14 @@ def _unknown(kind: str, name: str, valid: list[str]) -> ValueError:
     return ValueError(f"unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(valid)}")
 
 
+def task_family(task: str) -> Family:
+    """The family of a task name, from the name alone (an unknown name counts as MetaWorld;
+    :func:`task_spec` rejects it)."""
+    if task in H1_SUCCESS_BARS:
+        return "h1"
+    return "gym" if task.startswith("gym:") else "metaworld"
+
+
 def task_spec(task: str) -> TaskSpec:
     """Return the :class:`TaskSpec` of ``task``; raises ``ValueError`` for an unknown name."""
     if task in H1_SUCCESS_BARS:

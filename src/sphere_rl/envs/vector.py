@@ -32,9 +32,9 @@ import numpy as np
 from gymnasium.vector.async_vector_env import AsyncState
 
 from sphere_rl.envs.registry import task_spec
+from sphere_rl.vocab import ENV_BACKENDS, VECTORIZATIONS
 
-VECTORIZATIONS: tuple[str, ...] = ("sync", "async")
-BACKENDS: tuple[str, ...] = ("metaworld", "envpool", "auto")
+BACKENDS = ENV_BACKENDS  # defined in sphere_rl.vocab, which the configuration validates against
 # Task families whose reference environments implement get_state()/set_state().
 SNAPSHOT_FAMILIES: frozenset[str] = frozenset({"metaworld", "h1"})
 

@@ -23,8 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from sphere_rl.nn.layers import ExpertLinear
-
-INIT_SCHEMES: tuple[str, ...] = ("release", "orthogonal")
+from sphere_rl.vocab import INIT_SCHEMES  # the `init` key's values; defined there for the config
 
 # Flax's variance_scaling truncates the unit normal at ±2 standard deviations.
 TRUNCATION = 2.0

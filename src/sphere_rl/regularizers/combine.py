@@ -27,7 +27,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-MODES = ("fixed", "loss", "grad")
+from sphere_rl.vocab import SPHERE_MODES
+
+MODES = SPHERE_MODES  # defined in sphere_rl.vocab, which the configuration validates against
 EPS = 1e-8
 
 

@@ -27,8 +27,9 @@ from torch import Tensor
 
 from sphere_rl.nn.dispatch import DispatchPlan
 from sphere_rl.nn.policy import PolicyOutput
+from sphere_rl.vocab import SPHERE_VARIANTS
 
-VARIANTS = ("last", "all_layers", "per_expert", "gate", "gradient_factor")
+VARIANTS = SPHERE_VARIANTS  # defined in sphere_rl.vocab, which the configuration validates against
 
 
 def sphere_penalty(phi: Tensor, gram: str = "auto") -> Tensor:

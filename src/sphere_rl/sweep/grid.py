@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sphere_rl.config import ConfigError, ExperimentConfig, build_config
+from sphere_rl.methods import validate_names
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -139,7 +140,9 @@ def expand_grid(grid: SweepGrid) -> list[ExperimentConfig]:
         if benchmark is not None:
             overrides["benchmark"] = benchmark
         try:
-            configs.append(build_config(overrides))
+            cfg = build_config(overrides)
+            validate_names(cfg)
+            configs.append(cfg)
         except ConfigError as err:
             where = benchmark or grid.base.get("benchmark") or "tasks"
             problems.setdefault(str(err), f"{where}/{method}/{protocol}")

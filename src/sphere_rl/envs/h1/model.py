@@ -21,11 +21,11 @@ import mujoco
 import numpy as np
 
 from sphere_rl.envs.h1 import arenas
+from sphere_rl.vocab import FOOT_COLLIDERS  # the `h1_feet` key's values
 
 CollisionMode = Literal["mesh", "primitive"]
 COLLISION_MODES: tuple[str, ...] = ("mesh", "primitive")
 FootCollider = Literal["humanoidbench", "menagerie"]
-FOOT_COLLIDERS: tuple[str, ...] = ("humanoidbench", "menagerie")
 
 # Simulation rate: 500 Hz physics, 50 Hz control.
 TIMESTEP = 0.002
