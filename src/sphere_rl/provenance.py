@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import sphere_rl
+
 # Packages whose versions change what a run computes (simulators, numerics).
 PACKAGES = ("torch", "numpy", "mujoco", "metaworld", "envpool", "gymnasium")
 NOT_GIT = "not a git checkout"
@@ -146,8 +148,6 @@ def collect_provenance(argv: list[str] | None = None, device: str = "cpu") -> di
         ``sphere_rl`` lives in), ``python``, ``packages``, ``torch`` (see :func:`torch_facts`),
         ``host``, ``cpu``, ``argv`` and ``start`` (UTC, ISO 8601).
     """
-    import sphere_rl
-
     return {
         "version": sphere_rl.__version__,
         "git": git_state(Path(sphere_rl.__file__).parent),

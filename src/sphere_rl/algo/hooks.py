@@ -11,14 +11,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from torch import Tensor
+from torch import Tensor, nn, optim
 
 from sphere_rl.nn.policy import PolicyOutput
 
-if TYPE_CHECKING:
-    from sphere_rl.algo.ppo import PPOAgent
+
+class Agent(Protocol):
+    """What a hook may rely on of the agent that calls it (:class:`~sphere_rl.algo.ppo.PPOAgent`,
+    which imports this module, so it is described here rather than imported)."""
+
+    actor: nn.Module
+    critic: nn.Module
+    actor_optimizer: optim.Optimizer
+    critic_optimizer: optim.Optimizer
+    # the minibatch's (T,) per-sample policy losses during ActorRegularizer.penalty, else None
+    sample_policy_loss: Tensor | None
 
 
 @runtime_checkable
@@ -28,7 +37,7 @@ class ActorRegularizer(Protocol):
     coef: float  # λ for "fixed", ρ for "loss" and "grad"
     pcgrad: bool
 
-    def penalty(self, output: PolicyOutput, obs: Tensor, agent: PPOAgent) -> Tensor:
+    def penalty(self, output: PolicyOutput, obs: Tensor, agent: Agent) -> Tensor:
         """Scalar penalty for one minibatch, from the actor's forward pass on ``obs``.
 
         ``agent.sample_policy_loss`` holds the minibatch's ``(T,)`` per-sample policy losses (with
@@ -38,7 +47,7 @@ class ActorRegularizer(Protocol):
 
 
 def penalty_terms(
-    reg: ActorRegularizer, output: PolicyOutput, obs: Tensor, agent: PPOAgent
+    reg: ActorRegularizer, output: PolicyOutput, obs: Tensor, agent: Agent
 ) -> list[tuple[str, Tensor, float]]:
     """``(name, scalar penalty, coefficient)`` of each penalty ``reg`` adds to one minibatch.
 
@@ -54,11 +63,11 @@ def penalty_terms(
 class TrainingCallback:
     """Base class with no-op hooks; override the ones a method needs."""
 
-    def on_task_start(self, agent: PPOAgent, task_index: int) -> None:
+    def on_task_start(self, agent: Agent, task_index: int) -> None:
         """Called before the first update on each task (after the LR restart and the optimiser
         reset, if any)."""
 
-    def after_optimizer_step(self, agent: PPOAgent) -> None:
+    def after_optimizer_step(self, agent: Agent) -> None:
         """Called after every actor/critic optimiser step."""
 
     def state_dict(self) -> dict:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import base64
 import html
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from sphere_rl.analysis.report import Report
+from sphere_rl.analysis.document import Report
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1em; max-width: 1320px;

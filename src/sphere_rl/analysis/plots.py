@@ -28,6 +28,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sphere_rl.analysis.bootstrap import Interval
+from sphere_rl.analysis.intervals import METHOD_NAMES
 from sphere_rl.analysis.runs import RunData
 from sphere_rl.analysis.summary import PROXY_KEY, RANK_KEY, ExperimentSummary
 from sphere_rl.continual.rundir import atomic_write_bytes
@@ -278,8 +279,6 @@ def draw_rl_vs_crl(experiments: Sequence[ExperimentSummary]) -> Figure:
 def whisker_label(intervals: Sequence[Interval]) -> str:
     """What whiskers drawn from ``intervals`` are, with the seeds behind them, e.g.
     ``"whiskers: 95% t-interval, n = 3 seeds"``; empty when no interval has two seeds."""
-    from sphere_rl.analysis.intervals import METHOD_NAMES
-
     drawn = [iv for iv in intervals if iv.defined and iv.n > 1]
     if not drawn:
         return ""

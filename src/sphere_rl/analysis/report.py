@@ -18,19 +18,19 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from sphere_rl.analysis import plots
+from sphere_rl.analysis.document import Figure, Report
 from sphere_rl.analysis.entk_results import entk_matrix, read_entk_records
 from sphere_rl.analysis.html import render_html
 from sphere_rl.analysis.intervals import DEFAULT_METHOD, describe
-from sphere_rl.analysis.provenance import ProvenanceSummary, summarize_provenance
+from sphere_rl.analysis.provenance import summarize_provenance
 from sphere_rl.analysis.raw import raw_csv
 from sphere_rl.analysis.runs import RunLoadError, find_runs
-from sphere_rl.analysis.summary import ExperimentSummary, Summary, summarize
+from sphere_rl.analysis.summary import ExperimentSummary, summarize
 from sphere_rl.analysis.tables import (
     DEFAULT_REFERENCE,
     LATEX_WIDTHS,
@@ -45,16 +45,6 @@ from sphere_rl.analysis.tables import (
 )
 from sphere_rl.continual.rundir import atomic_write_bytes
 
-TABLE_FORMATS = ("csv", "md", "tex")
-
-
-@dataclass(frozen=True)
-class Figure:
-    path: Path  # the PNG (embedded in the page)
-    title: str
-    caption: str
-    files: tuple[Path, ...] = ()  # every format written, PNG first
-
 
 def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
     """Normalised figure formats, PNG first and always present (the HTML page embeds the PNGs);
@@ -67,27 +57,6 @@ def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
             f" {', '.join(plots.FORMATS)}"
         )
     return ("png", *(f for f in formats if f != "png"))
-
-
-@dataclass
-class Report:
-    runs_dir: Path
-    out: Path
-    summary: Summary
-    tables: list[Table]  # summary, per_task, runs, partial (in page order)
-    figures: list[Figure] = field(default_factory=list)
-    created: str = ""
-    unreadable: list[str] = field(default_factory=list)  # runs left out: "path: problem"
-    provenance: ProvenanceSummary = field(default_factory=ProvenanceSummary)
-    latex_width: str = "column"  # the .tex tables fit \columnwidth ("column") or \textwidth
-
-    def table_files(self, table: Table) -> list[Path]:
-        """Where ``table`` is written, one file per format."""
-        return [self.out / "tables" / f"{table.name}.{fmt}" for fmt in TABLE_FORMATS]
-
-    @property
-    def n_runs(self) -> int:
-        return sum(len(e.runs) for e in self.summary.experiments) + len(self.summary.partial)
 
 
 def build_report(

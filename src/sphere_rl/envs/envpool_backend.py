@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from sphere_rl.envs.backend import BackendStep
 from sphere_rl.envs.metaworld_env import check_layout, metaworld_observation_space
 from sphere_rl.envs.registry import METAWORLD_MAX_EPISODE_STEPS, task_spec
-from sphere_rl.envs.vector import BackendStep
 
 # Outcome of `python -m sphere_rl.envs.parity` on CW10 (figures in docs/environments.md):
 # None = passed, a string = why the task is refused. Tasks absent from the table were not checked.

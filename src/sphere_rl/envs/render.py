@@ -8,36 +8,13 @@ sets ``egl`` if nothing was chosen.
 from __future__ import annotations
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 
 from sphere_rl.envs.gl import ensure_headless_gl  # noqa: F401  (kept importable from here)
+from sphere_rl.envs.h1.render import render_frame as render_h1
+from sphere_rl.envs.mujoco_renderer import cached_renderer
 
 METAWORLD_CAMERA = "corner"  # sees the whole table, gripper and objects
-
-
-def cached_renderer(
-    owner: object, model: mujoco.MjModel, width: int, height: int
-) -> mujoco.Renderer:
-    """The ``mujoco.Renderer`` kept on ``owner`` (an environment), rebuilt when the size changes.
-
-    Raises:
-        RuntimeError: when no OpenGL backend works (set ``MUJOCO_GL``).
-    """
-    renderer = getattr(owner, "_renderer", None)
-    if renderer is not None and (renderer.width, renderer.height) == (width, height):
-        return renderer
-    if renderer is not None:
-        renderer.close()
-    try:
-        renderer = mujoco.Renderer(model, height=height, width=width)
-    except Exception as error:  # backend failures surface as many exception types
-        raise RuntimeError(
-            "MuJoCo offscreen rendering is unavailable; set MUJOCO_GL=egl or MUJOCO_GL=osmesa"
-            f" before running ({type(error).__name__}: {error})"
-        ) from error
-    owner._renderer = renderer
-    return renderer
 
 
 def close_renderer(env: gym.Env) -> None:
@@ -63,8 +40,6 @@ def render_frame(env: gym.Env, width: int = 320, height: int = 240) -> np.ndarra
     if raw is None:  # the H1 tasks have their own tracking camera
         if not hasattr(base, "model"):
             raise ValueError(f"cannot render {type(base).__name__}: not a MuJoCo task")
-        from sphere_rl.envs.h1.render import render_frame as render_h1
-
         return render_h1(env, width=width, height=height)
     renderer = cached_renderer(base, raw.model, width, height)
     renderer.update_scene(raw.data, camera=METAWORLD_CAMERA)

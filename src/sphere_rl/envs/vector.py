@@ -25,15 +25,19 @@ from __future__ import annotations
 import functools
 import inspect
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector.async_vector_env import AsyncState
 
+from sphere_rl.envs.backend import Backend, BackendStep
+from sphere_rl.envs.gym_env import GymTaskEnv
 from sphere_rl.envs.registry import task_spec
 from sphere_rl.vocab import ENV_BACKENDS, VECTORIZATIONS
 
+# metaworld_env, envpool_backend and h1 import mujoco: they are imported inside the functions that
+# build their environments, so that ``import sphere_rl.envs`` loads no simulator.
 BACKENDS = ENV_BACKENDS  # defined in sphere_rl.vocab, which the configuration validates against
 # Task families whose reference environments implement get_state()/set_state().
 SNAPSHOT_FAMILIES: frozenset[str] = frozenset({"metaworld", "h1"})
@@ -71,48 +75,6 @@ class VecStep:
         return self.terminated | self.truncated
 
 
-@dataclass
-class BackendStep:
-    """What a backend returns from one batched step, before episode bookkeeping.
-
-    ``obs`` is already the reset observation where an episode ended, ``final_obs`` the ended
-    episode's last observation there (else equal to ``obs``), and ``step_success`` the per-step
-    success flag of the step just taken (for ended episodes: of their last step).
-    """
-
-    obs: np.ndarray
-    reward: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    final_obs: np.ndarray
-    step_success: np.ndarray
-
-
-class Backend(Protocol):
-    """The simulation side of a :class:`VectorTaskEnv`."""
-
-    num_envs: int
-    single_observation_space: gym.spaces.Box
-    single_action_space: gym.spaces.Box
-    supports_state: bool  # whether get_state/set_state work
-
-    def reset(self, seeds: list[int] | None) -> np.ndarray:
-        """Reset every sub-environment; ``seeds`` (one per env) or ``None`` to continue streams."""
-        ...
-
-    def step(self, actions: np.ndarray) -> BackendStep: ...
-
-    def get_state(self) -> list[Any]:
-        """One picklable snapshot per sub-environment (see each env's ``get_state``)."""
-        ...
-
-    def set_state(self, states: list[Any]) -> None:
-        """Load one :meth:`get_state` snapshot into each sub-environment."""
-        ...
-
-    def close(self) -> None: ...
-
-
 def make_env(task: str, seed: int | None = None, **task_kwargs: Any) -> gym.Env:
     """Build one environment of ``task`` (reference implementation), dispatching on its family.
 
@@ -129,8 +91,6 @@ def make_env(task: str, seed: int | None = None, **task_kwargs: Any) -> gym.Env:
 
         return MetaWorldTaskEnv(task, seed=seed, **task_kwargs)
     if family == "gym":
-        from sphere_rl.envs.gym_env import GymTaskEnv
-
         return GymTaskEnv(task, seed=seed, **task_kwargs)
     return _h1_factory()(task, seed=seed, **task_kwargs)
 
@@ -156,8 +116,6 @@ def _check_task_kwargs(task: str, task_kwargs: dict[str, Any]) -> None:
         if "layout" in task_kwargs:
             check_layout(task_kwargs["layout"])
     elif family == "gym":
-        from sphere_rl.envs.gym_env import GymTaskEnv
-
         factory = GymTaskEnv
     else:
         factory = _h1_factory()

@@ -16,6 +16,7 @@ from sphere_rl.envs.h1.model import (
     shared_physics_model,
 )
 from sphere_rl.envs.h1.readout import H1Readout
+from sphere_rl.envs.h1.render import render_frame
 from sphere_rl.envs.h1.tasks import H1TaskSpec, get_task
 from sphere_rl.envs.snapshot import (
     StatefulTimeLimit,
@@ -188,8 +189,6 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
         """RGB frame of the current state (``render_mode="rgb_array"``), else ``None``."""
         if self.render_mode != "rgb_array":
             return None
-        from sphere_rl.envs.h1.render import render_frame
-
         return render_frame(self, width=self.width, height=self.height)
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ import mujoco
 import numpy as np
 
 from sphere_rl.envs.h1.model import load_h1_model
-from sphere_rl.envs.render import cached_renderer
+from sphere_rl.envs.mujoco_renderer import cached_renderer
 
 # A camera that follows the pelvis from 5 m, 20 degrees above the horizon, seen from the side.
 _TRACK_DISTANCE = 5.0
