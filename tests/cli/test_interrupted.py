@@ -13,6 +13,7 @@ import pytest
 from cli_helpers import TINY_RUN
 from typer.testing import CliRunner
 
+import sphere_rl.continual.runner as runner_module
 from sphere_rl.cli.app import _register_all, app
 from sphere_rl.config import build_config
 from sphere_rl.continual.rundir import read_jsonl
@@ -52,15 +53,15 @@ def _stop(proc: subprocess.Popen, sig: int) -> tuple[int, str]:
 
 def test_ctrl_c_inside_training_marks_the_run_interrupted(tmp_path, monkeypatch):
     runner = ContinualRunner.open(build_config(TINY_RUN), tmp_path / "run", show_progress=False)
-    original, calls = ContinualRunner._iteration, []
+    original, calls = runner_module.train_iteration, []
 
-    def second_iteration_interrupted(self, *args):
+    def second_iteration_interrupted(*args):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return original(self, *args)
+        return original(*args)
 
-    monkeypatch.setattr(ContinualRunner, "_iteration", second_iteration_interrupted)
+    monkeypatch.setattr(runner_module, "train_iteration", second_iteration_interrupted)
     with pytest.raises(RunInterrupted, match="interrupted by SIGINT at step 100"):
         runner.run()
     status = _status(tmp_path / "run")
@@ -69,7 +70,7 @@ def test_ctrl_c_inside_training_marks_the_run_interrupted(tmp_path, monkeypatch)
         "SIGINT",
         100,
     )
-    monkeypatch.setattr(ContinualRunner, "_iteration", original)
+    monkeypatch.setattr(runner_module, "train_iteration", original)
     resumed = ContinualRunner.open(None, tmp_path / "run", show_progress=False)
     assert resumed.state.global_step == 100 and resumed.state.iteration == 1
 

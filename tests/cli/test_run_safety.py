@@ -14,6 +14,7 @@ import torch
 from cli_helpers import TINY_RUN
 from typer.testing import CliRunner
 
+import sphere_rl.continual.runner as runner_module
 from sphere_rl.algo.ppo import NonFiniteLossError, PPOAgent
 from sphere_rl.cli.app import _register_all, app
 from sphere_rl.config import build_config
@@ -125,10 +126,10 @@ def test_trimming_logs_leaves_an_intact_file_alone(tmp_path):
 
 
 def test_a_bug_inside_training_keeps_its_traceback_and_logs_it(tmp_path, monkeypatch):
-    def broken(self, *args):
+    def broken(*args):
         raise RuntimeError("a bug, not the user's mistake")
 
-    monkeypatch.setattr(ContinualRunner, "_iteration", broken)
+    monkeypatch.setattr(runner_module, "train_iteration", broken)
     config = tmp_path / "c.json"
     config.write_text(json.dumps(TINY_RUN))
     result = CliRunner().invoke(

@@ -199,37 +199,37 @@ def test_envpool_checkpoints_wait_for_a_common_episode_start(tmp_path, monkeypat
     assert log.resets == ["push-wall-v3"] * 2
     assert [(length, steps) for *_, length, _, steps in log.episodes] == [(500, 500)]
 
-    iteration = ContinualRunner._iteration
+    train_iteration = runner_module.train_iteration
 
-    def crash_at_12(self, env, obs, t, it):
-        if it == 12:
+    def crash_at_12(agent, env, obs, cfg, iteration):
+        if iteration == 12:
             raise KeyboardInterrupt  # anything that ends the process mid-task
-        return iteration(self, env, obs, t, it)
+        return train_iteration(agent, env, obs, cfg, iteration)
 
-    monkeypatch.setattr(ContinualRunner, "_iteration", crash_at_12)
+    monkeypatch.setattr(runner_module, "train_iteration", crash_at_12)
     with pytest.raises(KeyboardInterrupt):
         _train(overrides, tmp_path / "crashed", monkeypatch)
-    monkeypatch.setattr(ContinualRunner, "_iteration", iteration)
+    monkeypatch.setattr(runner_module, "train_iteration", train_iteration)
     ContinualRunner.open(None, tmp_path / "crashed", show_progress=False).run()
     assert _train_records(tmp_path / "crashed") == _train_records(tmp_path / "straight")
     assert _read_eval(tmp_path / "crashed") == _read_eval(tmp_path / "straight")
 
 
 def test_unloadable_environment_snapshot_is_a_resume_error(tmp_path, monkeypatch):
-    iteration = ContinualRunner._iteration
+    train_iteration = runner_module.train_iteration
 
-    def crash_at_2(self, env, obs, t, it):
-        if it == 2:
+    def crash_at_2(agent, env, obs, cfg, iteration):
+        if iteration == 2:
             raise KeyboardInterrupt
-        return iteration(self, env, obs, t, it)
+        return train_iteration(agent, env, obs, cfg, iteration)
 
-    monkeypatch.setattr(ContinualRunner, "_iteration", crash_at_2)
+    monkeypatch.setattr(runner_module, "train_iteration", crash_at_2)
     with pytest.raises(KeyboardInterrupt):
         ContinualRunner.open(build_config(H1), tmp_path / "run", show_progress=False).run()
     path = tmp_path / "run/checkpoints/latest.pt"
     payload = torch.load(path, weights_only=False)
     payload["env"]["envs"][1]["env"]["physics"] = np.zeros(3)  # e.g. another simulator version
     torch.save(payload, path)
-    monkeypatch.setattr(ContinualRunner, "_iteration", iteration)
+    monkeypatch.setattr(runner_module, "train_iteration", train_iteration)
     with pytest.raises(ResumeError, match=r"latest.pt: its snapshot of the training environments"):
         ContinualRunner.open(None, tmp_path / "run", show_progress=False).run()

@@ -32,8 +32,8 @@ import torch
 
 import sphere_rl
 from sphere_rl import provenance
-from sphere_rl.algo.buffer import RolloutBuffer, compute_gae
-from sphere_rl.algo.ppo import NonFiniteLossError, PPOAgent, schedule_progress
+from sphere_rl.algo.iteration import train_iteration
+from sphere_rl.algo.ppo import NonFiniteLossError, PPOAgent
 from sphere_rl.config import (
     RUNTIME_KEYS,
     ConfigError,
@@ -442,37 +442,18 @@ class ContinualRunner:
         self.state.task_started = True
         self.progress.message(f"[bold]task {t + 1}/{len(self.tasks)}[/bold]: {self.tasks[t]}")
 
-    def _iteration(self, env, obs: np.ndarray, t: int, it: int) -> np.ndarray:
-        cfg, agent = self.cfg, self.agent
-        agent.schedule_learning_rate(
-            schedule_progress(
-                cfg.lr_progress, it, cfg.iterations_per_task, cfg.steps_per_iteration,
-                cfg.steps_per_task,
-            )
-        )  # fmt: skip
-        start = time.perf_counter()
-        buffer, obs, next_done, episodes = self._collect(env, obs)
-        rollout_time = time.perf_counter() - start
-        next_value = agent.value(agent.obs_tensor(obs))
-        advantages, returns = compute_gae(
-            buffer.rewards, buffer.values, buffer.dones, next_value, next_done,
-            cfg.gamma, cfg.gae_lambda,
-        )  # fmt: skip
-        stats = agent.update(buffer, advantages, returns)
-        elapsed = time.perf_counter() - start
+    def _iteration(self, env: VectorTaskEnv, obs: np.ndarray, t: int, it: int) -> np.ndarray:
+        """Train one iteration (:func:`~sphere_rl.algo.iteration.train_iteration`), count it,
+        log it and show it; returns the observations to continue from."""
+        obs, stats = train_iteration(self.agent, env, obs, self.cfg, it)
         self.state.iteration = it + 1
-        self.state.global_step += cfg.steps_per_iteration
+        self.state.global_step += self.cfg.steps_per_iteration
         record = {
             "kind": "train",
             "global_step": self.state.global_step,
             "task_index": t,
             "task": self.tasks[t],
             "iteration": it + 1,
-            "sps": cfg.steps_per_iteration / elapsed,
-            "learner_fraction": 1.0 - rollout_time / elapsed,
-            "episode/count": len(episodes["success"]),
-            "episode/success": _mean(episodes["success"]),
-            "episode/return": _mean(episodes["return"]),
             **stats,
         }
         self._log(record)
@@ -484,34 +465,6 @@ class ContinualRunner:
             success=None if np.isnan(success) else f"{success:.2f}",
         )
         return obs
-
-    def _collect(self, env, obs: np.ndarray):
-        cfg, agent = self.cfg, self.agent
-        buffer = RolloutBuffer.empty(
-            cfg.num_steps, cfg.num_envs, env.obs_dim, env.act_dim, cfg.device
-        )
-        done = torch.zeros(cfg.num_envs, device=cfg.device)
-        episodes: dict[str, list[float]] = {"success": [], "return": []}
-        agent.actor.train()
-        for step in range(cfg.num_steps):
-            agent.normalizer.update(obs)
-            obs_t = agent.obs_tensor(obs)
-            actions, log_probs, values = agent.act(obs_t)
-            result = env.step(actions.cpu().numpy())
-            reward = torch.as_tensor(result.reward, device=cfg.device)
-            truncated_only = result.truncated & ~result.terminated
-            if truncated_only.any():  # bootstrap the value of the state the time limit cut off
-                final = agent.obs_tensor(result.final_obs[truncated_only])
-                reward[torch.as_tensor(truncated_only)] += cfg.gamma * agent.value(final)
-            buffer.obs[step], buffer.actions[step] = obs_t, actions
-            buffer.log_probs[step], buffer.values[step] = log_probs, values
-            buffer.rewards[step], buffer.dones[step] = reward, done
-            done = torch.as_tensor(result.done, dtype=torch.float32, device=cfg.device)
-            ended = result.done
-            episodes["success"] += result.episode_success[ended].tolist()
-            episodes["return"] += result.episode_return[ended].tolist()
-            obs = result.obs
-        return buffer, obs, done, episodes
 
     # --------------------------------------------------------------- evaluation & diagnostics
     def _periodic(self, t: int) -> None:
@@ -916,10 +869,6 @@ def _task_dims(task: str) -> tuple[int, int]:
 def _crossed(step: int, advance: int, interval: int) -> bool:
     """Whether moving from ``step - advance`` to ``step`` passed a multiple of ``interval``."""
     return step // interval > (step - advance) // interval
-
-
-def _mean(values: list[float]) -> float:
-    return float(np.mean(values)) if values else float("nan")
 
 
 __all__ = [
