@@ -105,6 +105,12 @@ class ExperimentConfig(PPOConfig):
     # Evaluation, diagnostics, checkpoints
     eval_interval: int = 100_000
     eval_episodes: int = 10
+    # How each evaluated task is evaluated. "release": the authors' evaluator, eval_episodes over 2
+    # envs run back to back, each task's eval envs seeded once and continued (not re-seeded) by
+    # every later evaluation, success read at an episode's final step. "project": eval_episodes
+    # envs re-seeded identically at every evaluation, one episode each, success at any step. Both
+    # evaluate the current and every seen task (crl), which the forgetting metrics need.
+    eval_protocol: str = "release"
     diag_interval: int = 100_000
     diag_samples: int = 256
     diag_entk: bool = True
@@ -217,6 +223,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "init": ("release", "orthogonal"),
     "h1_feet": ("humanoidbench", "menagerie"),
     "sphere_gate_scale": ("own", "shared"),
+    "eval_protocol": ("release", "project"),
 }
 # Integer keys with a fixed set of values (checked like CHOICES).
 INT_CHOICES: dict[str, tuple[int, ...]] = {"adv_std_ddof": (0, 1)}
