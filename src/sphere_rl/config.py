@@ -19,6 +19,7 @@ from typing import Any
 
 from sphere_rl.vocab import (
     ENV_BACKENDS,
+    EVAL_PROTOCOLS,
     FOOT_COLLIDERS,
     GATE_SCALES,
     INIT_SCHEMES,
@@ -131,6 +132,12 @@ class ExperimentConfig(PPOConfig):
     # Evaluation, diagnostics, checkpoints
     eval_interval: int = 100_000
     eval_episodes: int = 10
+    # How each evaluated task is evaluated. "release": the authors' evaluator, eval_episodes over 2
+    # envs run back to back, each task's eval envs seeded once and continued (not re-seeded) by
+    # every later evaluation, success read at an episode's final step. "project": eval_episodes
+    # envs re-seeded identically at every evaluation, one episode each, success at any step. Both
+    # evaluate the current and every seen task (crl), which the forgetting metrics need.
+    eval_protocol: str = "release"
     diag_interval: int = 100_000
     diag_samples: int = 256
     diag_entk: bool = True
@@ -254,6 +261,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "init": INIT_SCHEMES,
     "h1_feet": FOOT_COLLIDERS,
     "sphere_gate_scale": GATE_SCALES,
+    "eval_protocol": EVAL_PROTOCOLS,
 }
 # Integer keys with a fixed set of values (checked like CHOICES).
 INT_CHOICES: dict[str, tuple[int, ...]] = {"adv_std_ddof": (0, 1)}
@@ -461,6 +469,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "sphere_gate_scale": "shared",
     "layer_norm_eps": 1e-5,
     "lr_progress": "before_rollout",
+    "eval_protocol": "project",
 }
 
 

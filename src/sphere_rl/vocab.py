@@ -26,3 +26,6 @@ ENV_BACKENDS: tuple[str, ...] = ("metaworld", "envpool", "auto")
 VECTORIZATIONS: tuple[str, ...] = ("sync", "async")
 # H1's foot colliders (sphere_rl.envs.h1.model.FOOT_COLLIDERS).
 FOOT_COLLIDERS: tuple[str, ...] = ("humanoidbench", "menagerie")
+# How each task is evaluated (sphere_rl.continual.evaluation): the release's 2 envs seeded once, or
+# this project's earlier one env per episode, reseeded alike at every evaluation.
+EVAL_PROTOCOLS: tuple[str, ...] = ("release", "project")

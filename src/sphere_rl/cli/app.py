@@ -38,7 +38,18 @@ def _root(
 
 
 def _register_all() -> None:
-    from sphere_rl.cli import demo, entk, envs, export, mechanism, methods, report, sweep, train
+    from sphere_rl.cli import (
+        demo,
+        entk,
+        envs,
+        export,
+        mechanism,
+        methods,
+        power,
+        report,
+        sweep,
+        train,
+    )
 
     demo.register(app)
     entk.register(app)
@@ -46,6 +57,7 @@ def _register_all() -> None:
     export.register(app)
     mechanism.register(app)
     methods.register(app)
+    power.register(app)
     report.register(app)
     sweep.register(app)
     train.register(app)

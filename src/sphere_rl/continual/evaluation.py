@@ -9,6 +9,10 @@ import torch
 
 from sphere_rl.algo.ppo import PPOAgent
 from sphere_rl.envs import make_vector_env
+from sphere_rl.envs.vector import VectorTaskEnv
+
+# The release evaluates on 2 environments (SB3's evaluate_policy splits the episodes over them).
+RELEASE_EVAL_ENVS = 2
 
 
 @torch.no_grad()
@@ -45,6 +49,52 @@ def evaluate(
         agent.actor.train(was_training)
         env.close()
     return {"success": float(success.mean()), "return": float(returns.mean())}
+
+
+def release_episode_targets(episodes: int, num_envs: int) -> list[int]:
+    """Episodes each environment contributes, as SB3's ``evaluate_policy`` splits them (5 + 5)."""
+    return [(episodes + i) // num_envs for i in range(num_envs)]
+
+
+def release_eval_env(
+    task: str, episodes: int, seed: int, env_backend: str = "metaworld", **task_kwargs: Any
+) -> VectorTaskEnv:
+    """The release's eval envs of ``task``: 2 (fewer if fewer episodes), seeded at the first
+    reset with ``seed``."""
+    num_envs = min(RELEASE_EVAL_ENVS, episodes)
+    return make_vector_env(task, num_envs=num_envs, seed=seed, backend=env_backend, **task_kwargs)
+
+
+@torch.no_grad()
+def evaluate_release(
+    agent: PPOAgent, env: VectorTaskEnv, episodes: int, seed: int | None = None
+) -> dict[str, float]:
+    """The release's evaluation: ``episodes`` deterministic episodes run back to back on ``env``.
+
+    ``env`` is reset once (``seed=None`` continues its random streams, so a kept environment starts
+    every evaluation somewhere new), then stepped until each sub-environment has finished its share
+    (:func:`release_episode_targets`); episodes beyond a share are run but not counted. An
+    episode's success is the flag of its final step. The caller owns ``env`` (and its state).
+    """
+    targets = np.array(release_episode_targets(episodes, env.num_envs))
+    counts = np.zeros_like(targets)
+    success: list[float] = []
+    returns: list[float] = []
+    was_training = agent.actor.training
+    agent.actor.eval()
+    try:
+        obs = env.reset(seed=seed)
+        while (counts < targets).any():
+            actions = agent.actor(agent.obs_tensor(obs)).mean.cpu().numpy()
+            step = env.step(actions)
+            for i in np.flatnonzero(step.done & (counts < targets)):
+                success.append(float(step.episode_final_success[i]))
+                returns.append(float(step.episode_return[i]))
+                counts[i] += 1
+            obs = step.obs
+    finally:
+        agent.actor.train(was_training)
+    return {"success": float(np.mean(success)), "return": float(np.mean(returns))}
 
 
 def probe_states(

@@ -10,7 +10,9 @@ was. The environments are seeded once, at the start of each task. Backends that 
 (envpool) defer the checkpoint to the next iteration at which every environment has just reset, and
 re-seed them there (no episode is cut), in the uninterrupted run as well; if no such moment comes,
 the task end's checkpoint is the next one. Evaluation and diagnostics use their own seeded
-environments and draw no random numbers from the training streams.
+environments and draw no random numbers from the training streams; the release's evaluator
+(``eval_protocol: release``) continues each task's eval environments from one evaluation to the
+next, so their snapshots are in every checkpoint too.
 """
 
 from __future__ import annotations
@@ -49,7 +51,12 @@ from sphere_rl.continual.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from sphere_rl.continual.evaluation import evaluate, probe_states
+from sphere_rl.continual.evaluation import (
+    evaluate,
+    evaluate_release,
+    probe_states,
+    release_eval_env,
+)
 from sphere_rl.continual.finite import check_agent_state
 from sphere_rl.continual.progress import ProgressDisplay
 from sphere_rl.continual.rundir import (
@@ -240,6 +247,8 @@ class ContinualRunner:
         self.initial_actor: dict[str, torch.Tensor] | None = None
         self._restored_from: dict[str, Any] | None = None
         self._env_state: dict[str, Any] | None = None  # training envs' snapshot, from _restore
+        # eval_protocol "release": each task's eval envs between evaluations (snapshots, by task)
+        self._eval_envs: dict[int, dict[str, Any]] = {}
 
     # ----------------------------------------------------------------------------- creation
     @classmethod
@@ -489,11 +498,14 @@ class ContinualRunner:
 
     def _evaluate(self, t: int, eval_tasks, kind: str) -> None:
         for j in eval_tasks:
-            seed = derive_seed(self.cfg.seed, EVAL_STREAM, j)
-            result = evaluate(
-                self.agent, self.tasks[j], self.cfg.eval_episodes, seed, self.cfg.env_backend,
-                **task_options(self.tasks[j], h1_feet=self.cfg.h1_feet),
-            )  # fmt: skip
+            if self.cfg.eval_protocol == "release":
+                result = self._evaluate_release(j)
+            else:
+                seed = derive_seed(self.cfg.seed, EVAL_STREAM, j)
+                result = evaluate(
+                    self.agent, self.tasks[j], self.cfg.eval_episodes, seed, self.cfg.env_backend,
+                    **task_options(self.tasks[j], h1_feet=self.cfg.h1_feet),
+                )  # fmt: skip
             record = {
                 "kind": "eval",
                 "eval_kind": kind,
@@ -515,6 +527,32 @@ class ContinualRunner:
             for r in self.eval_records[-len(list(eval_tasks)) :]
         )
         self.progress.message(f"  eval ({kind}) @ {self.state.global_step:,} steps: {summary}")
+
+    def _evaluate_release(self, j: int) -> dict[str, float]:
+        """Evaluate task ``j`` on its own eval envs, seeded once (at its first evaluation) and
+        continued by every later one, as the release does. Between evaluations they live as a
+        snapshot in ``_eval_envs`` and so in every checkpoint, which keeps resumes exact. Envs
+        that cannot snapshot (envpool, ``gym:``) are instead re-seeded at every evaluation from
+        the task and the number of its earlier evaluations (the restored logs hold it): start
+        states still differ between evaluations, and a resume repeats them."""
+        cfg, task = self.cfg, self.tasks[j]
+        env = release_eval_env(
+            task, cfg.eval_episodes, derive_seed(cfg.seed, EVAL_STREAM, j), cfg.env_backend,
+            **task_options(task, h1_feet=cfg.h1_feet),
+        )  # fmt: skip
+        try:
+            seed = None  # the first reset uses the construction seed
+            if env.supports_state and j in self._eval_envs:
+                env.set_state(self._eval_envs[j])
+            elif not env.supports_state:
+                done = sum(r["eval_task_index"] == j for r in self.eval_records)
+                seed = derive_seed(cfg.seed, EVAL_STREAM, j, done) if done else None
+            result = evaluate_release(self.agent, env, cfg.eval_episodes, seed)
+            if env.supports_state:
+                self._eval_envs[j] = env.get_state()
+        finally:
+            env.close()
+        return result
 
     def _diagnose(self, t: int) -> None:
         from sphere_rl.metrics import plasticity_report
@@ -575,6 +613,7 @@ class ContinualRunner:
             "state": asdict(self.state),
             # The training envs mid-task; None at a task boundary, or where they are re-seeded.
             "env": env.get_state() if env is not None else None,
+            "eval_envs": self._eval_envs,
             "agent": self.agent.state_dict() if self.agent is not None else None,
             "initial_actor": self.initial_actor,
             "rng": capture_rng_state(),
@@ -645,6 +684,7 @@ class ContinualRunner:
             self.initial_actor = payload["initial_actor"]
         restore_rng_state(payload["rng"])
         self._env_state = payload.get("env")
+        self._eval_envs = payload.get("eval_envs") or {}
         self._restored_from = asdict(self.state)
         kept = self.metrics.truncate_after(self.state.global_step)
         self.eval_records = [{**r, "kind": r["eval_kind"]} for r in kept if r["kind"] == "eval"]

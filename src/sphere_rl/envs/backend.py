@@ -19,8 +19,9 @@ class BackendStep:
     """What a backend returns from one batched step, before episode bookkeeping.
 
     ``obs`` is already the reset observation where an episode ended, ``final_obs`` the ended
-    episode's last observation there (else equal to ``obs``), and ``step_success`` the per-step
-    success flag of the step just taken (for ended episodes: of their last step).
+    episode's last observation there (else equal to ``obs``), and ``step_success`` the success flag
+    of the step just taken (for ended episodes: of their last step); MetaWorld's is its per-step
+    flag, not the sticky one.
     """
 
     obs: np.ndarray

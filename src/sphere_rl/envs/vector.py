@@ -57,7 +57,10 @@ class VecStep:
             ``terminated | truncated``, else equal to ``obs`` (use it to bootstrap truncations).
         episode_return: ``(N,)`` float64, undiscounted return of the ended episode, NaN elsewhere.
         episode_length: ``(N,)`` int64, length of the ended episode, 0 elsewhere.
-        episode_success: ``(N,)`` float32, 1.0/0.0 success of the ended episode, NaN elsewhere.
+        episode_success: ``(N,)`` float32, 1.0/0.0 success of the ended episode (at any of its
+            steps), NaN elsewhere.
+        episode_final_success: ``(N,)`` float32, 1.0/0.0 success flag of the ended episode's
+            final step (the release's evaluator reads this one), NaN elsewhere.
     """
 
     obs: np.ndarray
@@ -68,6 +71,7 @@ class VecStep:
     episode_return: np.ndarray
     episode_length: np.ndarray
     episode_success: np.ndarray
+    episode_final_success: np.ndarray
 
     @property
     def done(self) -> np.ndarray:
@@ -182,15 +186,13 @@ class _GymnasiumBackend:
         obs, reward, terminated, truncated, infos = self._vec.step(actions)
         done = terminated | truncated
         final_obs = obs.copy()
-        success = np.zeros(self.num_envs, dtype=np.float32)
-        if "success" in infos:
-            success[:] = np.where(infos["_success"], infos["success"], 0.0)
+        success = _step_success(infos, self.num_envs)
         if done.any():
             # Same-step mode: infos describe the new episode; the ended one is under final_*.
-            final_info = infos["final_info"]
+            final_success = _step_success(infos["final_info"], self.num_envs)
             for i in np.flatnonzero(done):
                 final_obs[i] = infos["final_obs"][i]
-                success[i] = final_info["success"][i]
+                success[i] = final_success[i]
         return BackendStep(obs, reward, terminated, truncated, final_obs, success)
 
     def get_state(self) -> list[Any]:
@@ -208,6 +210,19 @@ class _GymnasiumBackend:
 
     def close(self) -> None:
         self._vec.close()
+
+
+def _step_success(infos: dict[str, Any], num_envs: int) -> np.ndarray:
+    """The per-step success flags in Gymnasium's batched ``infos`` (0 where absent).
+
+    MetaWorld reports its per-step flag as ``step_success`` (``success`` is sticky there); other
+    families' ``success`` is already the flag of the step. :class:`VectorTaskEnv` makes the
+    episode's success sticky itself, so both give the same ``episode_success``."""
+    key = "step_success" if "step_success" in infos else "success"
+    flags = np.zeros(num_envs, dtype=np.float32)
+    if key in infos:
+        flags[:] = np.where(infos["_" + key], infos[key], 0.0)
+    return flags
 
 
 class VectorTaskEnv:
@@ -279,10 +294,12 @@ class VectorTaskEnv:
         done = terminated | truncated
         self._return += out.reward
         self._length += 1
-        self._success |= np.asarray(out.step_success) > 0.0
+        step_success = np.asarray(out.step_success) > 0.0
+        self._success |= step_success
         episode_return = np.where(done, self._return, np.nan)
         episode_length = np.where(done, self._length, 0).astype(np.int64)
         episode_success = np.where(done, self._success, np.nan).astype(np.float32)
+        final_success = np.where(done, step_success, np.nan).astype(np.float32)
         self._return[done] = 0.0
         self._length[done] = 0
         self._success[done] = False
@@ -296,6 +313,7 @@ class VectorTaskEnv:
             episode_return=episode_return,
             episode_length=episode_length,
             episode_success=episode_success,
+            episode_final_success=final_success,
         )
 
     def get_state(self) -> dict[str, Any]:
