@@ -177,7 +177,7 @@ class MlflowTracker:
 
         self.run_dir = run_dir
         uri = os.environ.get("MLFLOW_TRACKING_URI") or (run_dir / "mlruns").absolute().as_uri()
-        if uri.startswith("file:"):
+        if urlparse(uri).scheme in ("", "file"):  # a file: URI or a plain path
             # MLflow 3 keeps its file store only on request; it is the store that needs no
             # server or database (mlflow-skinny has no SQLAlchemy).
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
