@@ -96,6 +96,14 @@ def sweep(
             " methods and plug-ins it registers can be used. Repeat for several.",
         ),
     ] = None,
+    track: Annotated[
+        str | None,
+        Opt(
+            help="Also log every run to W&B or MLflow (as for sphere train; each worker needs"
+            " the package).",
+            metavar="wandb|mlflow",
+        ),
+    ] = None,
     dry_run: Annotated[bool, Opt("--dry-run", help="Print the plan; train nothing.")] = False,
 ) -> None:
     """Train every combination of methods, seeds, protocols and benchmarks as Ray tasks.
@@ -103,7 +111,7 @@ def sweep(
     Re-running the same command skips finished runs and resumes interrupted ones from their
     checkpoints. A failing run never stops the others; failures are listed at the end (exit 1).
     """
-    from sphere_rl.cli.train import load_plugins_or_fail
+    from sphere_rl.cli.train import check_tracker_or_fail, load_plugins_or_fail
     from sphere_rl.config import ConfigError
     from sphere_rl.plugins import plugin_locations
     from sphere_rl.sweep import (
@@ -128,6 +136,8 @@ def sweep(
     if (tasks is not None or "tasks" in assigned) and benchmark is None:
         base["benchmark"] = None
     base.update(assigned)  # as for train: defaults ← preset ← --config ← flags ← KEY=VALUE
+    if track is not None:
+        check_tracker_or_fail(track)
     if cpus_per_run <= 0 or gpus_per_run < 0:
         fail("--cpus-per-run must be > 0 and --gpus-per-run >= 0")
     if address is not None and num_cpus is not None:
@@ -167,7 +177,7 @@ def sweep(
         _print_plan(plans)
         return
     options = RayOptions(address, num_cpus, cpus_per_run, gpus_per_run, plugins=located,
-                         max_concurrent=max_concurrent)  # fmt: skip
+                         max_concurrent=max_concurrent, track=track)  # fmt: skip
     _execute(plans, out, options)
 
 

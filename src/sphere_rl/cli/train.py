@@ -101,6 +101,9 @@ HELP = {
     " holds.",
     "device": "cpu, cuda or cuda:N.",
     "config": "JSON file with more configuration keys (any field of ExperimentConfig; flags win).",
+    "track": "Also log the configuration, scalars and summary files to W&B or MLflow (the"
+    " package extras wandb and mlflow); offline by default, see docs/training.md. Not part of the"
+    " run's configuration.",
     "plugin": "Import this module (a name or a .py file) first, so that the methods and plug-ins"
     " it registers can be used. Repeat for several.",
 }
@@ -179,6 +182,7 @@ def train(
         ),
     ] = False,
     quiet: Annotated[bool, Opt("--quiet", help="No progress display.")] = False,
+    track: Annotated[str | None, Opt(help=HELP["track"], metavar="wandb|mlflow")] = None,
 ) -> None:
     """Train on a task sequence (CRL or RL protocol), evaluating, diagnosing and checkpointing.
 
@@ -231,6 +235,8 @@ def train(
             fail(f"--resume {resume}: the run directory is read-only (no permission to write in"
                  " it); make it writable, then run the same command again")  # fmt: skip
     _check_device(cfg, resume)
+    if track is not None:
+        check_tracker_or_fail(track)
     if dry_run:
         try:  # the decision the real command takes, without touching anything
             decision = decide_open(cfg, run_dir, allow_config_change)
@@ -251,7 +257,7 @@ def train(
                 console.print(f"{runner.run_dir} is already finished; nothing to do.")
                 return
             console.print(_config_line(runner.cfg, runner.run_dir), highlight=False, soft_wrap=True)
-            status = runner.run()  # a bug inside training keeps its traceback (and error.log)
+            status = runner.run(track)  # a bug inside training keeps its traceback (error.log)
     except (ConfigError, ResumeError, RunBusyError, RunFileError) as err:
         fail(str(err))
     except NonFiniteLossError as err:
@@ -260,6 +266,8 @@ def train(
         fail(f"{err}; {run_dir} is saved up to its last checkpoint, continue it with"
              f" sphere train --resume {run_dir}", code=128 + signal.Signals[err.signal_name])  # fmt: skip
     console.print(f"finished: {runner.run_dir} ({status['global_step']:,} env steps)")
+    if runner.tracked is not None:
+        console.print(f"tracked: {runner.tracked}", highlight=False, soft_wrap=True)
 
 
 def _config_line(cfg: ExperimentConfig, run_dir: Path) -> str:
@@ -321,6 +329,16 @@ def _check_device(cfg: ExperimentConfig, resume: Path | None) -> None:
         fail(f"--device {cfg.device}: {found} on this machine; use --device cpu")
     fail(f"{resume} trains on device {cfg.device!r}, but this machine has {found}. Resume it on"
          f" a machine with CUDA, or continue on CPU with --resume {resume} --device cpu")  # fmt: skip
+
+
+def check_tracker_or_fail(track: str) -> None:
+    """Exit 2 with one line if ``--track`` names no tracker or its package is not installed."""
+    from sphere_rl.continual.tracking import TrackerUnavailable, check_tracker
+
+    try:
+        check_tracker(track)
+    except (TrackerUnavailable, ValueError) as err:
+        fail(str(err))
 
 
 def load_plugins_or_fail(specs: list[str] | None) -> list[ModuleType]:

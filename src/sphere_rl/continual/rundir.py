@@ -18,6 +18,7 @@ Layout of a run directory::
     .lock                held (``flock``) by the process training the run; holds its PID
     entk.json            ``sphere entk`` results (read-merge-written under ``.entk.json.lock``)
     tb/                  TensorBoard events
+    tracking.json        ``--track``: the W&B / MLflow run ids (continued on resume); wandb/, mlruns/
     checkpoints/latest.pt, checkpoints/task_XXX_end.pt
 """
 

@@ -71,6 +71,7 @@ from sphere_rl.continual.rundir import (
     write_eval_csv,
 )
 from sphere_rl.continual.tensorboard import TensorBoardLog
+from sphere_rl.continual.tracking import SUMMARY_FILES, Tracker, open_tracker
 from sphere_rl.envs import make_vector_env, resolve_tasks, task_spec
 from sphere_rl.envs.registry import task_options
 from sphere_rl.envs.vector import SNAPSHOT_FAMILIES, VectorTaskEnv, resolve_backend
@@ -249,6 +250,8 @@ class ContinualRunner:
         self._env_state: dict[str, Any] | None = None  # training envs' snapshot, from _restore
         # eval_protocol "release": each task's eval envs between evaluations (snapshots, by task)
         self._eval_envs: dict[int, dict[str, Any]] = {}
+        self.tracker: Tracker | None = None  # an experiment tracker, while run(track=...) runs
+        self.tracked: str | None = None  # where that tracker's run is, once it is closed
 
     # ----------------------------------------------------------------------------- creation
     @classmethod
@@ -314,21 +317,45 @@ class ContinualRunner:
         return read_json(path) if path.exists() else {"state": "new"}
 
     # ----------------------------------------------------------------------------- main loop
-    def run(self) -> dict[str, Any]:
+    def run(self, track: str | None = None) -> dict[str, Any]:
         """Train through the remaining tasks; returns the final status. A finished run is a no-op.
 
         The segment of run.json this session opened gets its end, step and outcome (finished,
-        failed or interrupted) however training ends."""
+        failed or interrupted) however training ends. ``track``: also log to this experiment
+        tracker (:data:`~sphere_rl.continual.tracking.TRACKERS`), which gets the run's summary
+        files once it finishes."""
         try:
+            if track is not None and self.status.get("state") != "finished":
+                self.tracker = open_tracker(track, self.run_dir, self.cfg.to_dict())
             status = self._train()
         except KeyboardInterrupt:
             self._end_segment("interrupted", propagating=True)
+            self._close_tracker("interrupted", propagating=True)
             raise
         except BaseException:
             self._end_segment("failed", propagating=True)
+            self._close_tracker("failed", propagating=True)
             raise
         self._end_segment(status.get("state", "finished"))
+        self._close_tracker(status.get("state", "finished"))
         return status
+
+    def _close_tracker(self, outcome: str, propagating: bool = False) -> None:
+        """Give a finished run's summary files to the tracker, then close it. While another error
+        propagates, a tracker's failure is not allowed to replace it."""
+        tracker, self.tracker = self.tracker, None
+        if tracker is None:
+            return
+        self.tracked = tracker.description
+        try:
+            if outcome == "finished":
+                for name in SUMMARY_FILES:
+                    if (self.run_dir / name).is_file():
+                        tracker.log_artifact(self.run_dir / name)
+            tracker.close(outcome)
+        except Exception:
+            if not propagating:
+                raise
 
     def _train(self) -> dict[str, Any]:
         if self.status.get("state") == "finished":
@@ -606,7 +633,9 @@ class ContinualRunner:
     # ----------------------------------------------------------------------------- persistence
     def _log(self, record: dict[str, Any]) -> None:
         self.metrics.append(record)
-        self.tensorboard.log(record)
+        scalars = self.tensorboard.log(record)
+        if self.tracker is not None:
+            self.tracker.log_scalars(scalars, record["global_step"])
 
     def _checkpoint_payload(self, env: VectorTaskEnv | None = None) -> dict[str, Any]:
         return {

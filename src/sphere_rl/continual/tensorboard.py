@@ -39,6 +39,17 @@ def eval_tag(record: dict[str, Any], key: str) -> str:
     return f"eval_{record['eval_kind']}/{task}/{key}"
 
 
+def record_scalars(record: dict[str, Any]) -> dict[str, float]:
+    """The measured numbers of one ``metrics.jsonl`` record by tag (``train/sps``,
+    ``eval_task_end/00_reach-v3/success``, ``diag/...``); bookkeeping keys are left out."""
+    kind = record["kind"]
+    return {
+        eval_tag(record, key) if kind == "eval" else f"{kind}/{key}": value
+        for key, value in record.items()
+        if key not in BOOKKEEPING_KEYS and _is_number(value)
+    }
+
+
 def hparam_values(config: dict[str, Any]) -> dict[str, float | str]:
     """The configuration as hparams-plugin values: numbers stay numbers (booleans become 0/1),
     everything else (lists, None) becomes its JSON text."""
@@ -79,17 +90,15 @@ class TensorBoardLog:
         for summary in hparams(hparam_values(config), {AVERAGE_SUCCESS_TAG: 0.0}):
             self.writer.file_writer.add_summary(summary)
 
-    def log(self, record: dict[str, Any]) -> None:
-        """Write the scalars of one ``metrics.jsonl`` record (kinds train, eval, diag)."""
-        step, kind = record["global_step"], record["kind"]
-        for key, value in record.items():
-            if key in BOOKKEEPING_KEYS or not _is_number(value):
-                continue
-            tag = eval_tag(record, key) if kind == "eval" else f"{kind}/{key}"
-            self.writer.add_scalar(tag, value, step)
-        if kind == "eval" and self._note_own_end(record):
-            average = float(np.mean(list(self.own_end_success.values())))
-            self.writer.add_scalar(AVERAGE_SUCCESS_TAG, average, step)
+    def log(self, record: dict[str, Any]) -> dict[str, float]:
+        """Write the scalars of one ``metrics.jsonl`` record (kinds train, eval, diag); returns
+        them by tag, so that an experiment tracker logs the same ones."""
+        scalars = record_scalars(record)
+        if record["kind"] == "eval" and self._note_own_end(record):
+            scalars[AVERAGE_SUCCESS_TAG] = float(np.mean(list(self.own_end_success.values())))
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, record["global_step"])
+        return scalars
 
     def _note_own_end(self, record: dict[str, Any]) -> bool:
         """Keep a task's success at the end of its own training; True if ``record`` is one."""

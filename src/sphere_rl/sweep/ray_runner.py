@@ -83,11 +83,13 @@ def train_run(
     run_dir: str,
     threads: int,
     plugins: Sequence[tuple[str, str]] = (),
+    track: str | None = None,
 ) -> dict[str, Any]:
     """Body of one Ray task: create or resume the run and train it to the end.
 
     ``plugins`` are :func:`sphere_rl.plugins.plugin_locations` of the driver's ``--plugin``
-    modules, imported first so that their methods exist in this worker too.
+    modules, imported first so that their methods exist in this worker too. ``track``: the
+    experiment tracker the run also logs to (``--track``).
 
     Never raises: returns ``{"result", "global_step", "seconds", "error", "traceback", "node"}``.
     """
@@ -114,7 +116,7 @@ def train_run(
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 modules = [sys.modules[name] for name, _ in plugins]  # recorded in run.json
                 runner = ContinualRunner.open(build_config(config), path, True, modules)
-                status = runner.run()
+                status = runner.run(track)
         outcome.update(result=status["state"], global_step=status["global_step"])
     except Exception as err:  # reported to the driver; the run directory keeps its checkpoints
         # A refusal (another sweep's run, a busy or damaged directory, a full disk) is one line;
@@ -129,9 +131,11 @@ def _is_refusal(err: Exception) -> bool:
     from sphere_rl.config import ConfigError
     from sphere_rl.continual.rundir import RunBusyError, RunFileError, is_storage_error
     from sphere_rl.continual.runner import ResumeError, RunDamagedError
+    from sphere_rl.continual.tracking import TrackerUnavailable
     from sphere_rl.plugins import PluginError
 
-    refusals = (ConfigError, ResumeError, RunDamagedError, RunBusyError, RunFileError, PluginError)
+    refusals = (ConfigError, ResumeError, RunDamagedError, RunBusyError, RunFileError, PluginError,
+                TrackerUnavailable)  # fmt: skip
     return isinstance(err, refusals) or is_storage_error(err)
 
 
@@ -162,6 +166,7 @@ class RayOptions:
     max_retries: int = 2  # re-runs after a worker or node dies (each resumes from a checkpoint)
     plugins: tuple[tuple[str, str], ...] = ()  # (module, sys.path entry) each worker imports
     max_concurrent: int | None = None  # local instance only: runs at once (memory, sweep/memory.py)
+    track: str | None = None  # --track: the experiment tracker every run also logs to
 
 
 # A custom Ray resource with max_concurrent units on the local node; each run takes one.
@@ -222,7 +227,7 @@ def run_sweep(
             for i in todo:
                 plan = plans[i]
                 ref = task.options(name=f"sphere:{plan.name}", **resources).remote(
-                    plan.cfg.to_dict(), str(plan.run_dir), threads, options.plugins
+                    plan.cfg.to_dict(), str(plan.run_dir), threads, options.plugins, options.track
                 )
                 pending[ref] = i
                 on_start(plan)
