@@ -55,6 +55,7 @@ class ScriptedEnv:
             episode_return=np.where(done, [100.0 * s + n for n in range(N)], np.nan),
             episode_length=np.where(done, s + 1, 0),
             episode_success=np.where(done, float(s % 2 == 0), np.nan).astype(np.float32),
+            episode_final_success=np.where(done, float(s % 4 == 0), np.nan).astype(np.float32),
         )
 
 
