@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sphere_rl.config import ConfigError, ExperimentConfig, build_config
-from sphere_rl.methods import validate_names
+from sphere_rl.methods import name_problems
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -139,13 +139,17 @@ def expand_grid(grid: SweepGrid) -> list[ExperimentConfig]:
         overrides.update(method=method, protocol=protocol, seed=seed)
         if benchmark is not None:
             overrides["benchmark"] = benchmark
+        point = name_problems(overrides)  # reported beside build_config's, not instead of them
         try:
             cfg = build_config(overrides)
-            validate_names(cfg)
-            configs.append(cfg)
-        except ConfigError as err:
+        except ConfigError as err:  # "invalid configuration:" then one "  - problem" per line
+            point = [*(line.strip()[2:] for line in str(err).splitlines()[1:]), *point]
+        if point:
             where = benchmark or grid.base.get("benchmark") or "tasks"
-            problems.setdefault(str(err), f"{where}/{method}/{protocol}")
+            message = "invalid configuration:\n  - " + "\n  - ".join(point)
+            problems.setdefault(message, f"{where}/{method}/{protocol}")
+        else:
+            configs.append(cfg)
     if problems:
         raise ConfigError("\n".join(f"{where}: {message}" for message, where in problems.items()))
     return configs
