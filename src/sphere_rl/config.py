@@ -32,7 +32,17 @@ from sphere_rl.vocab import (
 
 
 class ConfigError(ValueError):
-    """An invalid configuration; the message lists every problem found."""
+    """An invalid configuration; the message lists every problem found, and ``problems`` holds
+    them one by one when the error was made by :meth:`listing` (else it is empty)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+    @classmethod
+    def listing(cls, problems: list[str]) -> ConfigError:
+        """``invalid configuration:`` then one ``  - problem`` line each."""
+        return cls("invalid configuration:\n  - " + "\n  - ".join(problems), problems)
 
 
 # The values of PPOConfig's own name-valued keys (sphere_rl.algo.ppo reads them from here).
@@ -346,7 +356,7 @@ def build_config(overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     problems += _value_problems({**_defaults(), **well_typed})
     problems += _name_problems({**_defaults(), **well_typed})
     if problems:
-        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+        raise ConfigError.listing(problems)
     return ExperimentConfig(**merged)
 
 

@@ -269,7 +269,7 @@ def validate_names(cfg: ExperimentConfig | Mapping[str, Any]) -> None:
     """Raise :class:`~sphere_rl.config.ConfigError` listing :func:`name_problems`, if any."""
     problems = name_problems(cfg)
     if problems:
-        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+        raise ConfigError.listing(problems)
 
 
 # The configuration keys each built-in plug-in reads (`sphere methods` shows their values).

@@ -304,14 +304,14 @@ def _resolve_config(
     problems = [*problems, *name_problems({**base, **overrides})]
     try:
         cfg = build_config({**base, **overrides})
-    except ConfigError as err:  # "invalid configuration:" then one "  - problem" per line
-        problems = [*(ln.strip()[2:] for ln in str(err).splitlines()[1:]), *problems]
+    except ConfigError as err:
+        problems = [*err.problems, *problems]
     else:
         if not problems:
             return cfg
     if len(problems) == 1:  # one mistake, one line
         fail(f"invalid configuration: {problems[0]}")
-    fail("invalid configuration:\n  - " + "\n  - ".join(problems))
+    fail(str(ConfigError.listing(problems)))
 
 
 def _check_device(cfg: ExperimentConfig, resume: Path | None) -> None:

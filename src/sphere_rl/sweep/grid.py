@@ -142,12 +142,11 @@ def expand_grid(grid: SweepGrid) -> list[ExperimentConfig]:
         point = name_problems(overrides)  # reported beside build_config's, not instead of them
         try:
             cfg = build_config(overrides)
-        except ConfigError as err:  # "invalid configuration:" then one "  - problem" per line
-            point = [*(line.strip()[2:] for line in str(err).splitlines()[1:]), *point]
+        except ConfigError as err:
+            point = [*err.problems, *point]
         if point:
             where = benchmark or grid.base.get("benchmark") or "tasks"
-            message = "invalid configuration:\n  - " + "\n  - ".join(point)
-            problems.setdefault(message, f"{where}/{method}/{protocol}")
+            problems.setdefault(str(ConfigError.listing(point)), f"{where}/{method}/{protocol}")
         else:
             configs.append(cfg)
     if problems:
