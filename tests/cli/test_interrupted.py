@@ -18,6 +18,7 @@ from sphere_rl.cli.app import _register_all, app
 from sphere_rl.config import build_config
 from sphere_rl.continual.rundir import read_jsonl
 from sphere_rl.continual.runner import ContinualRunner, RunInterrupted
+from sphere_rl.continual.tensorboard import TensorBoardLog
 
 _register_all()
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -32,6 +33,7 @@ def _status(run_dir: Path) -> dict:
 
 def _start(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env["PYTHONFAULTHANDLER"] = "1"  # a hang, ended by _stop with SIGABRT, shows every stack
     cmd = [sys.executable, "-m", "sphere_rl.cli.app", "train", *args, "--quiet"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -47,7 +49,12 @@ def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 300
 
 def _stop(proc: subprocess.Popen, sig: int) -> tuple[int, str]:
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate()
+        pytest.fail(f"no exit within 120 s of {signal.Signals(sig).name}:\n{err.decode()}")
     return proc.returncode, err.decode()
 
 
@@ -73,6 +80,37 @@ def test_ctrl_c_inside_training_marks_the_run_interrupted(tmp_path, monkeypatch)
     monkeypatch.setattr(runner_module, "train_iteration", original)
     resumed = ContinualRunner.open(None, tmp_path / "run", show_progress=False)
     assert resumed.state.global_step == 100 and resumed.state.iteration == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_inside_a_log_write_lets_the_write_finish(tmp_path, monkeypatch, sig):
+    # Raised inside TensorBoard's writer, a KeyboardInterrupt can leave a lock held that the
+    # run's clean-up then waits for forever; the signal must wait for the next safe point.
+    runner = ContinualRunner.open(build_config(TINY_RUN), tmp_path / "run", show_progress=False)
+    original, writes = TensorBoardLog.log, []
+
+    def log_with_a_signal_inside(self, record):
+        if record["kind"] == "train" and record["global_step"] == 100:
+            signal.raise_signal(sig)
+        scalars = original(self, record)
+        writes.append(record["global_step"])
+        return scalars
+
+    monkeypatch.setattr(TensorBoardLog, "log", log_with_a_signal_inside)
+    with pytest.raises(RunInterrupted, match=f"interrupted by {sig.name} at step 100"):
+        runner.run()
+    assert 100 in writes  # the write the signal arrived in was finished
+    status = _status(tmp_path / "run")
+    assert (status["state"], status["signal"], status["global_step"]) == (
+        "interrupted",
+        sig.name,
+        100,
+    )
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    monkeypatch.setattr(TensorBoardLog, "log", original)
+    resumed = ContinualRunner.open(None, tmp_path / "run", show_progress=False)
+    assert resumed.run()["state"] == "finished"
 
 
 @pytest.mark.slow  # two training processes and a report: about 30 s

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from sphere_rl.algo.buffer import RolloutBuffer, compute_gae
 from sphere_rl.algo.ppo import PPOAgent, schedule_progress
+from sphere_rl.interrupts import raise_if_requested
 
 if TYPE_CHECKING:
     from sphere_rl.config import ExperimentConfig
@@ -66,6 +67,7 @@ def collect_rollout(
     returns: list[float] = []
     agent.actor.train()
     for step in range(num_steps):
+        raise_if_requested()  # a signal stops the run here, not inside a library call
         agent.normalizer.update(obs)  # the statistics include every observation acted on
         obs_t = agent.obs_tensor(obs)
         actions, log_probs, values = agent.act(obs_t)

@@ -23,6 +23,7 @@ from sphere_rl.algo.buffer import RolloutBuffer
 from sphere_rl.algo.hooks import ActorRegularizer, TrainingCallback, penalty_terms
 from sphere_rl.algo.normalization import IdentityNormalizer, RunningMeanStd
 from sphere_rl.config import ADAM_KERNELS, PPOConfig
+from sphere_rl.interrupts import raise_if_requested
 from sphere_rl.nn.policy import GaussianActor
 from sphere_rl.regularizers.combine import backward_penalties, penalty_coefficient
 from sphere_rl.runtime import LearnerThreads
@@ -301,6 +302,7 @@ class PPOAgent:
                 mb_adv = adv[idx]
                 if cfg.norm_adv and len(idx) > 1:
                     mb_adv = normalize_advantages(mb_adv, cfg.adv_std_ddof)
+                raise_if_requested()
                 with self.learner_threads.minibatch():
                     stats, kl = self._minibatch_step(
                         obs[idx], actions[idx], old_log_probs[idx], mb_adv, ret[idx]

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from sphere_rl.algo.ppo import PPOAgent
 from sphere_rl.envs import make_vector_env
 from sphere_rl.envs.vector import VectorTaskEnv
+from sphere_rl.interrupts import raise_if_requested
 
 # The release evaluates on 2 environments (SB3's evaluate_policy splits the episodes over them).
 RELEASE_EVAL_ENVS = 2
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """``module.eval()`` inside (sparse routing for DS-MoE); its former mode restored after."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
 
 
 @torch.no_grad()
@@ -32,22 +47,18 @@ def evaluate(
     (:func:`sphere_rl.envs.registry.task_options`).
     """
     env = make_vector_env(task, num_envs=episodes, seed=seed, backend=env_backend, **task_kwargs)
-    was_training = agent.actor.training
-    agent.actor.eval()
-    try:
+    with contextlib.closing(env), eval_mode(agent.actor):
         obs = env.reset(seed=seed)
         success = np.full(episodes, np.nan)
         returns = np.full(episodes, np.nan)
         while np.isnan(success).any():
+            raise_if_requested()
             actions = agent.actor(agent.obs_tensor(obs)).mean.cpu().numpy()
             step = env.step(actions)
             first = step.done & np.isnan(success)
             success[first] = step.episode_success[first]
             returns[first] = step.episode_return[first]
             obs = step.obs
-    finally:
-        agent.actor.train(was_training)
-        env.close()
     return {"success": float(success.mean()), "return": float(returns.mean())}
 
 
@@ -80,11 +91,10 @@ def evaluate_release(
     counts = np.zeros_like(targets)
     success: list[float] = []
     returns: list[float] = []
-    was_training = agent.actor.training
-    agent.actor.eval()
-    try:
+    with eval_mode(agent.actor):
         obs = env.reset(seed=seed)
         while (counts < targets).any():
+            raise_if_requested()
             actions = agent.actor(agent.obs_tensor(obs)).mean.cpu().numpy()
             step = env.step(actions)
             for i in np.flatnonzero(step.done & (counts < targets)):
@@ -92,8 +102,6 @@ def evaluate_release(
                 returns.append(float(step.episode_return[i]))
                 counts[i] += 1
             obs = step.obs
-    finally:
-        agent.actor.train(was_training)
     return {"success": float(np.mean(success)), "return": float(np.mean(returns))}
 
 
@@ -118,6 +126,7 @@ def probe_states(
         states = []
         while len(states) * num_envs < samples:
             for _ in range(stride):
+                raise_if_requested()
                 actions = rng.uniform(-1.0, 1.0, size=(num_envs, env.act_dim))
                 obs = env.step(actions.astype(np.float32)).obs
             states.append(obs.copy())

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import signal
-import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -75,6 +73,7 @@ from sphere_rl.continual.tracking import SUMMARY_FILES, Tracker, open_tracker
 from sphere_rl.envs import make_vector_env, resolve_tasks, task_spec
 from sphere_rl.envs.registry import task_options
 from sphere_rl.envs.vector import SNAPSHOT_FAMILIES, VectorTaskEnv, resolve_backend
+from sphere_rl.interrupts import RunInterrupted, deferred_interrupts, raise_if_requested
 from sphere_rl.methods import build_agent, resolve_method, validate_names
 from sphere_rl.plugins import plugin_records
 from sphere_rl.runtime import keep_freed_memory
@@ -90,39 +89,6 @@ def derive_seed(seed: int, *keys: int) -> int:
 
 class ResumeError(RuntimeError):
     """A run directory cannot be resumed with the given configuration."""
-
-
-class RunInterrupted(KeyboardInterrupt):
-    """Training was stopped by a signal (SIGINT, SIGTERM); ``status.json`` says ``interrupted``.
-
-    A ``KeyboardInterrupt``: ``except Exception`` must not swallow it, and code that handles
-    Ctrl-C handles it too."""
-
-    def __init__(self, signal_name: str, global_step: int = 0) -> None:
-        super().__init__(f"interrupted by {signal_name} at step {global_step:,}")
-        self.signal_name, self.global_step = signal_name, global_step
-
-
-@contextlib.contextmanager
-def _sigterm_raises():
-    """Make SIGTERM raise :class:`RunInterrupted` (as SIGINT raises ``KeyboardInterrupt``), so
-    the run can record it. Only where nobody else handles SIGTERM (not in a Ray worker, which
-    has its own handler) and in the main thread (the only one that may set handlers)."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise RunInterrupted("SIGTERM")
-
-    signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class RunDamagedError(ResumeError):
@@ -369,7 +335,7 @@ class ContinualRunner:
         )
         try:
             with (
-                _sigterm_raises(),
+                deferred_interrupts(),
                 ProgressDisplay(total, self.show_progress, self.run_dir.name) as progress,
             ):
                 self.progress = progress
@@ -440,6 +406,7 @@ class ContinualRunner:
                         obs = env.reset(seed=self._env_seed(t, it))
                     self._save_checkpoint()
                     due = False
+                raise_if_requested()  # after the checkpoint above, before new work
                 obs = self._iteration(env, obs, t, it)
                 self._periodic(t)
         finally:
