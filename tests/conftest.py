@@ -1,5 +1,6 @@
 """Fixtures shared by every test folder."""
 
+import signal
 import sys
 
 import pytest
@@ -14,3 +15,16 @@ def isolated_registries(monkeypatch):
     for name in ("METHODS", "REGULARIZERS", "CALLBACKS", "PLUGIN_INFO"):
         monkeypatch.setattr(methods, name, dict(getattr(methods, name)))
     monkeypatch.setattr(sys, "path", list(sys.path))
+
+
+@pytest.fixture
+def python_signal_handlers():
+    """Python's own SIGINT and SIGTERM handlers for the test, whatever the runner inherited: a
+    shell that starts a job in the background without job control (``make test &``, a CI agent)
+    makes SIGINT ignored, and a Python started so keeps it ignored."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

@@ -13,10 +13,8 @@ from sphere_rl.interrupts import RunInterrupted, deferred_interrupts, raise_if_r
 
 
 @pytest.fixture(autouse=True)
-def _python_defaults():
-    """The tests start (and must leave the process) with Python's own handlers."""
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+def _python_defaults(python_signal_handlers):
+    """Each test starts with Python's own handlers and must leave them in place."""
     yield
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

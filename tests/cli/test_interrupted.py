@@ -35,7 +35,14 @@ def _start(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env["PYTHONFAULTHANDLER"] = "1"  # a hang, ended by _stop with SIGABRT, shows every stack
     cmd = [sys.executable, "-m", "sphere_rl.cli.app", "train", *args, "--quiet"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_default_sigint)  # fmt: skip
+
+
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default, so that the child's Python installs
+    its handler even where the test runner was started with SIGINT ignored (a background job)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 300) -> None:
@@ -83,7 +90,9 @@ def test_ctrl_c_inside_training_marks_the_run_interrupted(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_inside_a_log_write_lets_the_write_finish(tmp_path, monkeypatch, sig):
+def test_a_signal_inside_a_log_write_lets_the_write_finish(
+    tmp_path, monkeypatch, sig, python_signal_handlers
+):
     # Raised inside TensorBoard's writer, a KeyboardInterrupt can leave a lock held that the
     # run's clean-up then waits for forever; the signal must wait for the next safe point.
     runner = ContinualRunner.open(build_config(TINY_RUN), tmp_path / "run", show_progress=False)
