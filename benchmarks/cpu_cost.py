@@ -10,6 +10,10 @@ paper's networks, one torch thread and ``diag_entk`` off. Its cost is the proces
 in this run: the reference. ``learner share`` is the run's own ``learner_fraction`` (GAE and the
 update over the iteration's wall time). The simulator rate is the rollout's share of the CPU time.
 
+With all eight measurements it also prints docs/reproduce.md's estimates: core-hours per run =
+training steps / the method's rate + evaluation steps / the simulator rate (+ 1 core-hour of eNTK
+diagnostics per HB run), and per result of that page, with the costing rules of :data:`COSTED_AS`.
+
 Run it alone on the machine: other load inflates CPU time too (shared caches).
 """
 
@@ -31,6 +35,26 @@ MEASURES = {  # benchmark: (task, env steps, preset)
     "hb": ("h1-run", 4_096, "hb5"),
 }
 SPHERE = [str(Path(sys.executable).with_name("sphere"))]
+
+# docs/reproduce.md's estimates: (training, evaluation CRL, evaluation RL) env steps per run, and
+# core-hours of diagnostics per run.
+RUN_STEPS = {"cw10": (10_000_000, 3_300_000, 600_000), "hb": (50_000_000, 15_000_000, 5_000_000)}
+DIAG_HOURS = {"cw10": 0.0, "hb": 1.0}
+# Methods costed as a measured one (their extra work is small next to the update).
+COSTED_AS = {"ln": "ppo", "cchain": "ppo", "cbp": "ppo", "pw": "ppo", "dense_moe": "topk_moe",
+             "ds_moe": "topk_moe", "ablation": "sphere"}  # fmt: skip
+MAIN = ["ppo", "ppo10x", "topk_moe", "ln", "sphere", "cchain", "cbp", "pw"]
+# docs/reproduce.md's results: (benchmark, method, protocol, seeds) of the new runs of each.
+RESULTS = {
+    "1. CW10 main figure": [("cw10", m, p, 5) for m in MAIN for p in ("crl", "rl")],
+    "2. HB main figure": [("hb", m, p, 5) for m in MAIN for p in ("crl", "rl")],
+    "3. SPHERE ablation (new runs)": [("hb", "ablation", "crl", 15)],
+    "4. r_e(K) figure (new runs)": [("hb", m, "crl", 5) for m in ("dense_moe", "ds_moe")],
+    "5. architecture comparison (new runs)": [
+        *[("cw10", m, p, 5) for m in ("dense_moe", "ds_moe") for p in ("crl", "rl")],
+        *[("hb", m, "rl", 5) for m in ("dense_moe", "ds_moe")],
+    ],
+}
 
 
 def _cpu_seconds(command: list[str]) -> float:
@@ -67,6 +91,36 @@ def measure(benchmark: str, method: str, out: Path) -> dict[str, float]:
     }
 
 
+def core_hours(results: list[dict], benchmark: str, method: str, protocol: str) -> float:
+    """Estimated core-hours of one run (see the module docstring)."""
+    by_key = {(r["benchmark"], r["method"]): r for r in results}
+    measured = by_key[benchmark, COSTED_AS.get(method, method)]
+    sim_rate = sum(r["sim_steps_per_cpu_s"] for r in results if r["benchmark"] == benchmark) / sum(
+        1 for r in results if r["benchmark"] == benchmark
+    )
+    train, eval_crl, eval_rl = RUN_STEPS[benchmark]
+    evaluation = eval_crl if protocol == "crl" else eval_rl
+    seconds = train / measured["steps_per_cpu_s"] + evaluation / sim_rate
+    return seconds / 3600 + DIAG_HOURS[benchmark]
+
+
+def print_estimates(results: list[dict]) -> None:
+    print("\n| benchmark | method | core-hours per CRL run | per RL run |\n|---|---|---|---|")
+    for benchmark in RUN_STEPS:
+        for method in ("ppo", "ppo10x", "sphere", "topk_moe"):
+            crl, rl = (core_hours(results, benchmark, method, p) for p in ("crl", "rl"))
+            print(f"| {benchmark.upper()} | `{method}` | {crl:.0f} | {rl:.0f} |")
+    print("\n| result | new runs | training env steps | core-hours (CPU only) |\n|---|---|---|---|")
+    totals = [0, 0.0, 0.0]
+    for name, groups in RESULTS.items():
+        runs = sum(seeds for *_, seeds in groups)
+        steps = sum(RUN_STEPS[b][0] * seeds for b, _, _, seeds in groups)
+        hours = sum(core_hours(results, b, m, p) * seeds for b, m, p, seeds in groups)
+        totals = [totals[0] + runs, totals[1] + steps, totals[2] + hours]
+        print(f"| {name} | {runs} | {steps / 1e9:.2f}B | {hours:,.0f} |")
+    print(f"| **all** | **{totals[0]}** | **{totals[1] / 1e9:.2f}B** | **{totals[2]:,.0f}** |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmarks", default="cw10,hb")
@@ -93,6 +147,10 @@ def main() -> None:
                     f" reference {r['reference_cpu_s']:.1f} s)",
                     flush=True,
                 )
+    if {(r["benchmark"], r["method"]) for r in results} >= {
+        (b, m) for b in MEASURES for m in ("ppo", "ppo10x", "topk_moe", "sphere")
+    }:
+        print_estimates(results)
     if args.json:
         record = {"results": results, "provenance": collect_provenance(sys.argv)}
         args.json.write_text(json.dumps(record, indent=1) + "\n")

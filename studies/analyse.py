@@ -30,6 +30,7 @@ from scipy import stats
 from sphere_rl.analysis.differences import permutation_p, welch_difference
 from sphere_rl.analysis.intervals import describe, seed_interval
 from sphere_rl.analysis.mechanism import FIXED, PROXY, RANK, pearson, variant_label
+from sphere_rl.analysis.provenance import segment_facts
 from sphere_rl.analysis.runs import find_runs
 
 REFERENCE = "topk_moe"
@@ -84,6 +85,9 @@ def _provenance(run_dir: Path) -> dict:
         "commit": git.get("commit", "unknown") if isinstance(git, dict) else str(git),
         "dirty": git.get("dirty", "unknown") if isinstance(git, dict) else "unknown",
         "config_hash": run.get("config_hash", ""),
+        # The machine too: MKL's code path depends on the CPU, so another CPU can give other
+        # digits from the same commit and configuration (docs/results.md).
+        **{key: segment_facts(first)[key] for key in ("cpu", "cpu_capability")},
     }
 
 

@@ -14,7 +14,9 @@ from sphere_rl.provenance import (
     NOT_GIT,
     PACKAGES,
     collect_provenance,
+    cpu_identity,
     git_state,
+    numeric_environment,
     nvidia_driver,
     torch_facts,
 )
@@ -32,6 +34,8 @@ def test_collect_provenance_fields_and_types():
     assert facts["torch"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert isinstance(facts["torch"]["build"], dict)
     assert isinstance(facts["host"], str) and isinstance(facts["cpu"], str)
+    assert facts["cpu_id"] == cpu_identity()
+    assert facts["numeric_env"] == numeric_environment()
     start = datetime.datetime.fromisoformat(facts["start"])
     assert start.utcoffset() == datetime.timedelta(0)
 
@@ -73,8 +77,11 @@ def test_git_state_outside_a_checkout_or_without_git(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------ comparison of pooled runs
-def _segment(commit="a" * 40, dirty=False, numpy="2.0", capability="AVX2", threads=1, start=0):
+def _segment(
+    commit="a" * 40, dirty=False, numpy="2.0", capability="AVX2", threads=1, start=0, **extra
+):
     return {
+        **extra,
         "version": "0.1.0",
         "python": "3.11.7",
         "git": {"commit": commit, "dirty": dirty, "diff_sha256": "d" * 64 if dirty else None},
@@ -107,6 +114,12 @@ def test_identical_runs_pass_strict():
         (_segment(commit="b" * 40), "commits", "bbbbbbbbbbbb (b)"),
         (_segment(numpy="2.1"), "package sets", "numpy=2.1"),
         (_segment(capability="AVX512"), "CPU capabilities", "AVX512 (b)"),
+        (_segment(numeric_env={"MKL_CBWR": "AVX2"}), "CPU models", "MKL_CBWR=AVX2 (b)"),
+        (
+            _segment(cpu_id={"vendor": "GenuineIntel", "family": "6", "model": "143"}),
+            "CPU models",
+            "GenuineIntel family 6 model 143 (b)",
+        ),
     ],
 )
 def test_runs_that_differ_are_named_with_the_field(other, field, shown):
@@ -156,3 +169,40 @@ def test_cuda_facts_only_for_a_cuda_device(monkeypatch, tmp_path):
     )
     assert nvidia_driver(version) == "550.54.15"
     assert nvidia_driver(tmp_path / "missing") is None
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 26
+model\t\t: 2
+model name\t: AMD EPYC
+stepping\t: 1
+flags\t\t: fpu sse4_2 avx fma avx2 avx512f avx512_vnni
+
+processor\t: 1
+vendor_id\t: SomethingElse
+cpu family\t: 1
+"""
+
+
+def test_cpu_identity_reads_the_first_processor(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(CPUINFO)
+    assert cpu_identity(cpuinfo) == {
+        "vendor": "AuthenticAMD", "family": "26", "model": "2", "stepping": "1",
+        "isa": ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni"],
+    }  # fmt: skip
+    assert cpu_identity(tmp_path / "missing") is None
+
+
+def test_numeric_environment_keeps_only_kernel_and_thread_settings():
+    environ = {"MKL_CBWR": "AVX2", "OMP_NUM_THREADS": "1", "HOME": "/root", "PATH": "/bin"}
+    assert numeric_environment(environ) == {"MKL_CBWR": "AVX2", "OMP_NUM_THREADS": "1"}
+
+
+def test_thread_variables_alone_do_not_make_runs_differ():
+    """Ray workers get OMP_NUM_THREADS=1 where `sphere train` does not; the learner's threads are
+    compared through torch_threads, so this alone is no reason to refuse pooling."""
+    ray_worker = _segment(numeric_env={"OMP_NUM_THREADS": "1"})
+    summary = summarize_provenance([_run("a", _segment()), _run("b", ray_worker)])
+    assert summary.differing == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import importlib.metadata
+import os
 import platform
 import re
 import socket
@@ -23,6 +24,18 @@ import sphere_rl
 
 # Packages whose versions change what a run computes (simulators, numerics).
 PACKAGES = ("torch", "numpy", "mujoco", "metaworld", "envpool", "gymnasium")
+# Environment variables that change which kernels compute a run's floats. MKL picks its code path
+# from the CPU it runs on (vendor, family, model) unless MKL_CBWR pins one, and the paths round
+# differently: on one machine, MKL_CBWR=AVX2, =COMPATIBLE and the default each change a cw10 run's
+# first diagnostic (docs/results.md, "Regenerating a study on another machine").
+NUMERIC_ENV_PREFIXES = ("MKL_", "KMP_", "OMP_", "ATEN_", "DNNL_", "ONEDNN_", "OPENBLAS_")
+# Those of them that pick a code path (thread counts are compared through torch_threads instead).
+CODE_PATH_ENV = (
+    "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "MKL_DEBUG_CPU_TYPE", "ATEN_CPU_CAPABILITY",
+    "DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "OPENBLAS_CORETYPE",
+)  # fmt: skip
+# CPU features that decide the SIMD kernels torch, MKL and oneDNN dispatch to.
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
 NOT_GIT = "not a git checkout"
 _GIT_TIMEOUT_S = 10
 
@@ -136,6 +149,35 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_identity(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any] | None:
+    """Vendor, family, model and stepping numbers and the SIMD features of :data:`ISA_FLAGS`
+    (``/proc/cpuinfo``'s first processor), or None where there is no such file. A virtual machine's
+    model name can be as vague as "AMD EPYC"; these numbers tell its generations apart."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return None
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    return {
+        "vendor": fields.get("vendor_id"),
+        "family": fields.get("cpu family"),
+        "model": fields.get("model"),
+        "stepping": fields.get("stepping"),
+        "isa": [flag for flag in ISA_FLAGS if flag in flags],
+    }
+
+
+def numeric_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The set environment variables of :data:`NUMERIC_ENV_PREFIXES` (thread counts, MKL's code
+    path, torch's CPU capability override), sorted by name."""
+    environ = dict(os.environ if environ is None else environ)
+    return {k: v for k, v in sorted(environ.items()) if k.startswith(NUMERIC_ENV_PREFIXES)}
+
+
 def collect_provenance(argv: list[str] | None = None, device: str = "cpu") -> dict[str, Any]:
     """Everything that tells two training sessions apart, as a JSON-ready dict.
 
@@ -146,7 +188,8 @@ def collect_provenance(argv: list[str] | None = None, device: str = "cpu") -> di
     Returns:
         ``version``, ``git`` (see :func:`git_state`, for the checkout the imported
         ``sphere_rl`` lives in), ``python``, ``packages``, ``torch`` (see :func:`torch_facts`),
-        ``host``, ``cpu``, ``argv`` and ``start`` (UTC, ISO 8601).
+        ``host``, ``cpu`` (model name), ``cpu_id`` (:func:`cpu_identity`), ``numeric_env``
+        (:func:`numeric_environment`), ``argv`` and ``start`` (UTC, ISO 8601).
     """
     return {
         "version": sphere_rl.__version__,
@@ -156,17 +199,22 @@ def collect_provenance(argv: list[str] | None = None, device: str = "cpu") -> di
         "torch": torch_facts(device),
         "host": socket.gethostname(),
         "cpu": cpu_model(),
+        "cpu_id": cpu_identity(),
+        "numeric_env": numeric_environment(),
         "argv": list(sys.argv if argv is None else argv),
         "start": utc_now(),
     }
 
 
 __all__ = [
+    "CODE_PATH_ENV",
     "NOT_GIT",
     "PACKAGES",
     "collect_provenance",
+    "cpu_identity",
     "cpu_model",
     "git_state",
+    "numeric_environment",
     "nvidia_driver",
     "package_versions",
     "torch_facts",

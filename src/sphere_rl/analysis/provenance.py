@@ -1,5 +1,5 @@
 """Whether runs pooled into one analysis were trained alike: code state, packages, CPU
-capability, learner threads (from the ``segments`` of each run's run.json).
+(capability, and model with the numeric environment variables), learner threads (from the ``segments`` of each run's run.json).
 
 :func:`summarize_provenance` is a pure function over run records; ``sphere report`` and
 ``sphere mechanism`` print its summary, warn when the runs differ and, with ``--strict``, refuse
@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sphere_rl.analysis.runs import RunData
+from sphere_rl.provenance import CODE_PATH_ENV
 
 # What must agree between pooled runs, in the order they are reported.
-FIELDS = ("commit", "packages", "cpu_capability", "threads")
+FIELDS = ("commit", "packages", "cpu_capability", "cpu", "threads")
 _TITLES = {
     "commit": "commits",
     "packages": "package sets",
     "cpu_capability": "CPU capabilities",
+    "cpu": "CPU models and numeric settings",
     "threads": "learner threads",
 }
 
@@ -29,7 +31,10 @@ def segment_facts(segment: dict[str, Any]) -> dict[str, str]:
 
     ``commit`` is 12 hex digits, with ``+dirty:<diff hash>`` for an uncommitted tree (two dirty
     trees with different edits differ); ``threads`` is the learner's maximum intra-op thread
-    count (``torch_threads``, or torch's default where that is 0).
+    count (``torch_threads``, or torch's default where that is 0). ``cpu`` names the CPU by vendor,
+    family and model numbers, plus any variable of
+    :data:`~sphere_rl.provenance.CODE_PATH_ENV` that was set (``MKL_CBWR=AVX2``): MKL's code path,
+    and so the run's floats, depend on both.
     """
     git = segment.get("git")
     if isinstance(git, dict):
@@ -47,8 +52,20 @@ def segment_facts(segment: dict[str, Any]) -> dict[str, str]:
         "commit": commit,
         "packages": packages,
         "cpu_capability": str(facts.get("cpu_capability")),
+        "cpu": _cpu_fact(segment),
         "threads": str(threads),
     }
+
+
+def _cpu_fact(segment: dict[str, Any]) -> str:
+    cpu_id = segment.get("cpu_id")
+    if isinstance(cpu_id, dict):
+        shown = f"{cpu_id.get('vendor')} family {cpu_id.get('family')} model {cpu_id.get('model')}"
+    else:  # recorded before cpu_id existed: the model name is all there is
+        shown = str(segment.get("cpu"))
+    settings = segment.get("numeric_env") or {}
+    pinned = [f"{k}={settings[k]}" for k in CODE_PATH_ENV if k in settings]
+    return " ".join([shown, *pinned])
 
 
 def run_segments(run: RunData) -> list[dict[str, Any]] | None:

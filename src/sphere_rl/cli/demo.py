@@ -41,7 +41,7 @@ DEMO_CONFIG = {
     "benchmark": None,
     "protocol": "crl",
     "env_backend": "auto",  # all three tasks have a parity-checked envpool port
-    "steps_per_task": 32_768,  # 1/30 of the paper's budget: both runs take ~5 minutes on 2 cores
+    "steps_per_task": 32_768,  # 1/30 of the paper's budget: both runs take ~3 minutes on 2 quiet cores
     "num_steps": 1024,
     "eval_interval": 1_000_000,  # success is evaluated at each task end
     "eval_episodes": 5,
@@ -73,7 +73,7 @@ def demo(
     ],
     seed: Annotated[int, typer.Option(help="Seed shared by all runs.")] = 0,
 ) -> None:
-    """Compare Top-K MoE and SPHERE in continual RL on a short MetaWorld sequence (~10 min)."""
+    """Compare Top-K MoE and SPHERE in continual RL on a short MetaWorld sequence (~3 min on 2 cores)."""
     from sphere_rl.analysis import load_run
     from sphere_rl.analysis.mechanism import plot_spectrum
     from sphere_rl.analysis.plots import plot_plasticity, plot_success
