@@ -12,7 +12,7 @@ from sphere_rl import methods
 def isolated_registries(monkeypatch):
     """Plug-ins registered inside the test go into copies of the registries, so nothing leaks into
     later tests (whose modules may hold the original dicts)."""
-    for name in ("METHODS", "REGULARIZERS", "CALLBACKS", "PLUGIN_INFO"):
+    for name in ("METHODS", "COMPONENTS"):
         monkeypatch.setattr(methods, name, dict(getattr(methods, name)))
     monkeypatch.setattr(sys, "path", list(sys.path))
 

@@ -11,7 +11,7 @@ from sphere_rl.cli.app import _register_all, app
 from sphere_rl.cli.train import PRESET_KEYS, _preset_values
 from sphere_rl.config import CHOICES, FAMILY_PRESETS, PRESETS, ConfigError, build_config
 from sphere_rl.envs.registry import BENCHMARKS
-from sphere_rl.methods import METHODS, PLUGIN_KEYS, resolve_method
+from sphere_rl.methods import COMPONENTS, METHODS, resolve_method
 
 _register_all()
 
@@ -104,7 +104,7 @@ def test_help_and_methods_show_what_each_preset_resolves_to(method, monkeypatch)
         assert listed.exit_code == 0, listed.output
         row = next(ln for ln in listed.output.splitlines() if ln.startswith(f"│ {method} "))
         _, plugins = resolve_method(cfg)
-        for key in (k for name in plugins for k in PLUGIN_KEYS[name]):
+        for key in (k for name in plugins for k in COMPONENTS[name].config_keys):
             assert f"{key}={getattr(cfg, key)}" in row, (preset, key, row)
 
 

@@ -27,6 +27,7 @@ def test_the_extending_example_runs(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "state: finished env steps: 800" in result.stdout
     assert "log-std resets: [1]" in result.stdout  # one new task after the first
+    assert "feature_decay.coef in config.json: 0.002" in result.stdout
     run_dir = tmp_path / "runs" / "extending-example"
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
     train = [r for r in records if r["kind"] == "train"]
@@ -52,6 +53,8 @@ def test_the_documented_commands_resolve(tmp_path):
         assert result.returncode == 0, (argv, result.stdout + result.stderr)
         if argv[1] == "methods":
             assert "topk_moe_decay" in result.stdout and "reset_log_std" in result.stdout
+        if "feature_decay.coef=1e-2" in argv:  # the plug-in's setting, in the resolved config
+            assert json.loads(result.stdout)["feature_decay.coef"] == 0.01
         if argv[1] == "sweep":
             assert "cw10-crl-topk_moe_decay-s2" in result.stdout
     assert not (tmp_path / "runs").exists()

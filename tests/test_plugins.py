@@ -43,7 +43,11 @@ def test_registered_plugins_are_built_into_the_agent():
     sphere_rl.register_regularizer("sum_of_means", lambda cfg: SumOfMeans(cfg.rho), "x", "test")
     sphere_rl.register_intervention("count_steps", lambda cfg: CountSteps())
     spec = sphere_rl.register_method("mine", "topk_moe", "sum_of_means+count_steps")
-    assert methods.METHODS["mine"] == spec and methods.PLUGIN_INFO["sum_of_means"] == ("x", "test")
+    component = methods.COMPONENTS["sum_of_means"]
+    assert methods.METHODS["mine"] == spec and (component.description, component.source) == (
+        "x",
+        "test",
+    )
     cfg = build_config({"method": "mine", "hidden": [8], "n_experts": 3, "rho": 0.5})
     assert methods.resolve_method(cfg) == ("topk_moe", ["sum_of_means", "count_steps"])
     agent = methods.build_agent(cfg, obs_dim=5, act_dim=2)
@@ -69,16 +73,16 @@ def test_registered_plugins_are_built_into_the_agent():
     ],
 )
 def test_bad_registrations_are_refused(call, message):
-    before = (dict(methods.METHODS), dict(methods.REGULARIZERS), dict(methods.CALLBACKS))
+    before = (dict(methods.METHODS), dict(methods.COMPONENTS))
     with pytest.raises(ValueError, match=message):
         call()
-    assert (methods.METHODS, methods.REGULARIZERS, methods.CALLBACKS) == before
+    assert (methods.METHODS, methods.COMPONENTS) == before
 
 
-def test_overwrite_replaces_and_moves_between_tables():
+def test_overwrite_replaces_a_plugin():
     sphere_rl.register_regularizer("thing", SumOfMeans)
     sphere_rl.register_intervention("thing", lambda cfg: CountSteps(), overwrite=True)
-    assert "thing" in methods.CALLBACKS and "thing" not in methods.REGULARIZERS
+    assert methods.COMPONENTS["thing"].kind == "network edit"
     sphere_rl.register_method("ppo", "mlp_ln", overwrite=True)
     assert methods.METHODS["ppo"].arch == "mlp_ln"
 

@@ -18,7 +18,7 @@ _register_all()
 
 @pytest.fixture(autouse=True)
 def clean_registries(monkeypatch):
-    for name in ("METHODS", "REGULARIZERS", "CALLBACKS", "PLUGIN_INFO"):
+    for name in ("METHODS", "COMPONENTS"):
         monkeypatch.setattr(methods, name, dict(getattr(methods, name)))
     yield
     sys.modules.pop("sphere_ablation", None)  # registered into this test's registries only

@@ -22,6 +22,7 @@ _LAZY = {
     "register_method": "sphere_rl.methods",
     "register_regularizer": "sphere_rl.methods",
     "register_intervention": "sphere_rl.methods",
+    "Setting": "sphere_rl.components",
     "load_plugins": "sphere_rl.plugins",
     "build_config": "sphere_rl.config",
     "ContinualRunner": "sphere_rl.continual.runner",

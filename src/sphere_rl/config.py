@@ -14,6 +14,7 @@ import math
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,9 +178,31 @@ class ExperimentConfig(PPOConfig):
     l2_init_coef: float = 1e-2  # Kumar et al. 2023: λ in λ‖θ − θ₀‖²
     intervene_on_critic: bool = True  # CBP, ReDo and S&P also act on the critic, as in their papers
     preset: str | None = None
+    # The settings plug-ins declare (sphere_rl.components.Setting), as sorted
+    # ("<plug-in>.<key>", value) pairs: every setting of the plug-ins in use, given or default.
+    # In a configuration dict (to_dict, config.json, --config, KEY=VALUE) each is a key of its own.
+    plugin_settings: tuple[tuple[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        values = {
+            f.name: _jsonable(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name != "plugin_settings"
+        }
+        return {**values, **dict(self.plugin_settings)}
+
+    def plugin_setting(self, plugin: str, key: str) -> Any:
+        """The value of plug-in ``plugin``'s setting ``key``, e.g. ``("feature_decay", "coef")``.
+
+        Raises:
+            KeyError: the configuration holds no such setting (``plugin`` is not in use, or the
+                configuration was not made by :func:`build_config`, which fills in defaults).
+        """
+        name = f"{plugin}.{key}"
+        for setting, value in self.plugin_settings:
+            if setting == name:
+                return value
+        raise KeyError(f"no plug-in setting {name!r} in this configuration")
 
     @property
     def steps_per_iteration(self) -> int:
@@ -321,13 +344,18 @@ def build_config(overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     The preset is ``overrides["preset"]`` if given (``None`` given explicitly: no preset), else the
     benchmark's (every benchmark has one; the default benchmark is cw10), else, for a task list,
     the preset of its tasks' family (:data:`FAMILY_PRESETS`). Method, architecture and plug-in
-    names are not checked here: see :func:`sphere_rl.methods.validate_names`.
+    names are not checked here: see :func:`sphere_rl.methods.validate_names`. Keys with a dot are
+    plug-in settings (``"feature_decay.coef"``), checked and completed with their defaults by the
+    plug-in registry (:func:`use_settings_resolver`).
 
     Raises:
         ConfigError: listing every unknown key, wrong type and impossible value.
     """
     overrides = dict(overrides or {})
-    fields = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
+    given = {k: overrides.pop(k) for k in [k for k in overrides if "." in k]}
+    fields = {
+        f.name: f for f in dataclasses.fields(ExperimentConfig) if f.name != "plugin_settings"
+    }
     hints = typing.get_type_hints(ExperimentConfig)
     problems = []
     for key in overrides:
@@ -355,9 +383,37 @@ def build_config(overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     # reports everything.
     problems += _value_problems({**_defaults(), **well_typed})
     problems += _name_problems({**_defaults(), **well_typed})
+    settings, setting_problems = _settings_resolver({**_defaults(), **well_typed}, given)
+    problems += setting_problems
     if problems:
         raise ConfigError.listing(problems)
-    return ExperimentConfig(**merged)
+    return ExperimentConfig(**merged, plugin_settings=tuple(sorted(settings.items())))
+
+
+# Plug-in settings are declared where plug-ins are registered (sphere_rl.methods), above this
+# module, which therefore cannot look them up: the registry installs the function that does
+# (use_settings_resolver) when it is imported. Until then no plug-in declares a setting.
+SettingsResolver = Callable[[dict[str, Any], dict[str, Any]], tuple[dict[str, Any], list[str]]]
+
+
+def _no_plugin_settings(
+    values: dict[str, Any], given: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    return {}, [f"unknown key {key!r} (no plug-in declares settings)" for key in given]
+
+
+_settings_resolver: SettingsResolver = _no_plugin_settings
+
+
+def use_settings_resolver(resolver: SettingsResolver) -> None:
+    """Make :func:`build_config` resolve plug-in settings with ``resolver(values, given)``.
+
+    ``values``: the configuration's keys (defaults where not given); ``given``: its
+    ``"<plug-in>.<key>"`` keys. It returns ``(settings, problems)``: every setting of the
+    configuration's plug-ins (given, or the default) and one line per invalid given key.
+    """
+    global _settings_resolver
+    _settings_resolver = resolver
 
 
 def resolve_preset(overrides: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -521,4 +577,5 @@ __all__ = [
     "did_you_mean",
     "resolve_preset",
     "saved_config",
+    "use_settings_resolver",
 ]

@@ -1,7 +1,10 @@
-"""Named methods: an architecture, its regularizers and interventions, and how to build the agent.
+"""Named methods: an architecture, its plug-ins (regularizers and interventions), and how to build
+the agent.
 
 ``--method`` picks a row of :data:`METHODS`; ``--arch`` and ``--reg`` override its parts, so
 combinations such as ``--arch topk_moe --reg sphere`` or ``--arch mlp --reg sphere`` work too.
+Plug-ins are the :data:`COMPONENTS` registry (:mod:`sphere_rl.components`); this module checks
+their names (:func:`validate_names`) and their settings (:func:`resolve_plugin_settings`).
 """
 
 from __future__ import annotations
@@ -12,10 +15,24 @@ from typing import Any
 
 import torch
 
-from sphere_rl.algo.hooks import ActorRegularizer, TrainingCallback
+from sphere_rl.algo.hooks import (
+    ActorPreparer,
+    ActorRegularizer,
+    AgentAttacher,
+    MinibatchObserver,
+    TrainingCallback,
+)
 from sphere_rl.algo.normalization import RunningMeanStd
 from sphere_rl.algo.ppo import PPOAgent
-from sphere_rl.config import ConfigError, ExperimentConfig, did_you_mean
+from sphere_rl.components import (
+    INTERVENTION,
+    PENALTY,
+    ComponentSpec,
+    Setting,
+    checked_settings,
+    resolve_settings,
+)
+from sphere_rl.config import ConfigError, ExperimentConfig, did_you_mean, use_settings_resolver
 from sphere_rl.interventions import (
     CChain,
     ContinualBackprop,
@@ -208,48 +225,84 @@ MOE_ARCHS = {"topk_moe": TopKMoEActor, "dense_moe": DenseMoEActor, "ds_moe": DSM
 MOE_LN_ARCHS = {f"{name}_ln": cls for name, cls in MOE_ARCHS.items()}
 ARCHS = ("mlp", "mlp_ln", "mlp10x", *MOE_ARCHS, *MOE_LN_ARCHS)
 
-# ``--reg`` names plug-ins from both tables, joined with "+": penalties on the actor's loss
-# (REGULARIZERS) and interventions acting on the networks (CALLBACKS).
+# ``--reg`` names components, joined with "+": one registry, whatever roles each takes (the hooks
+# its objects declare, sphere_rl.algo.hooks); `kind` only says how `sphere methods` lists it.
 RegularizerFactory = Callable[[ExperimentConfig], ActorRegularizer]
 CallbackFactory = Callable[[ExperimentConfig], TrainingCallback]
-CALLBACKS: dict[str, CallbackFactory] = {
-    "cbp": ContinualBackprop.from_config,
-    "redo": ReDo.from_config,
-    "snp": ShrinkPerturb.from_config,
-}
-REGULARIZERS: dict[str, RegularizerFactory] = {
-    "sphere": lambda cfg: SphereRegularizer(
+
+
+def _sphere(cfg: ExperimentConfig) -> SphereRegularizer:
+    return SphereRegularizer(
         variant=cfg.sphere_variant,
         mode=cfg.sphere_mode,
         coef=cfg.rho,
         pcgrad=cfg.pcgrad,
         gating_ratio=cfg.sphere_gating_ratio,
         gate_scale=cfg.sphere_gate_scale,
-    ),
-    "parseval": ParsevalRegularizer.from_config,
-    "cchain": CChain.from_config,
-    "l2_init": L2Init.from_config,
-}
-# One line per plug-in for `sphere methods`: (what it does, source).
-PLUGIN_INFO: dict[str, tuple[str, str]] = {
-    "sphere": ("SPHERE penalty on the routing-weighted expert feature Gram", "Luo et al. 2026"),
-    "parseval": ("Parseval penalty ‖WWᵀ − sI‖² on hidden weights (actor)", "Chung et al. 2024"),
-    "cchain": ("Churn on a reference batch, adaptive scale (actor)", "Tang et al. 2025"),
-    "l2_init": ("λ‖θ − θ₀‖² towards the initial actor", "Kumar et al. 2023"),
-    "cbp": ("Replace lowest-utility mature units (actor, critic)", "Dohare et al. 2024"),
-    "redo": ("Recycle dormant units every F updates (actor, critic)", "Sokar et al. 2023"),
-    "snp": ("Shrink weights and add init-scale noise (actor, critic)", "Ash & Adams 2020"),
-}
+    )
+
+
+COMPONENTS: dict[str, ComponentSpec] = {
+    c.name: c
+    for c in [
+        ComponentSpec(
+            "sphere", _sphere, PENALTY,
+            "SPHERE penalty on the routing-weighted expert feature Gram", "Luo et al. 2026",
+            config_keys=("sphere_mode", "rho", "sphere_variant"),
+        ),
+        ComponentSpec(
+            "parseval", ParsevalRegularizer.from_config, PENALTY,
+            "Parseval penalty ‖WWᵀ − sI‖² on hidden weights (actor)", "Chung et al. 2024",
+            config_keys=("parseval_coef", "parseval_diag"),
+        ),
+        ComponentSpec(
+            "cchain", CChain.from_config, PENALTY,
+            "Churn on a reference batch, adaptive scale (actor)", "Tang et al. 2025",
+            config_keys=("cchain_target", "cchain_window"),
+        ),
+        ComponentSpec(
+            "l2_init", L2Init.from_config, PENALTY,
+            "λ‖θ − θ₀‖² towards the initial actor", "Kumar et al. 2023",
+            config_keys=("l2_init_coef",),
+        ),
+        ComponentSpec(
+            "cbp", ContinualBackprop.from_config, INTERVENTION,
+            "Replace lowest-utility mature units (actor, critic)", "Dohare et al. 2024",
+            config_keys=("cbp_replacement_rate", "cbp_maturity", "cbp_decay"),
+        ),
+        ComponentSpec(
+            "redo", ReDo.from_config, INTERVENTION,
+            "Recycle dormant units every F updates (actor, critic)", "Sokar et al. 2023",
+            config_keys=("redo_tau", "redo_period"),
+        ),
+        ComponentSpec(
+            "snp", ShrinkPerturb.from_config, INTERVENTION,
+            "Shrink weights and add init-scale noise (actor, critic)", "Ash & Adams 2020",
+            config_keys=("sp_shrink", "sp_perturb", "sp_period"),
+        ),
+    ]
+}  # fmt: skip
+
+
+def _plugin_names(method: Any, reg: Any) -> list[str] | None:
+    """The plug-in names of ``reg`` (``None``: the method's), not checked; ``None`` where neither
+    is known."""
+    spec = METHODS.get(method) if isinstance(method, str) else None
+    reg = reg if reg is not None else (spec.reg if spec else None)
+    if reg is None:
+        return None
+    return [r for r in str(reg).split("+") if r and r != "none"]
 
 
 def name_problems(cfg: ExperimentConfig | Mapping[str, Any]) -> list[str]:
     """Unknown method, architecture and plug-in names in a configuration (an
     :class:`ExperimentConfig` or a dict of its keys; missing keys take their defaults), each with
     the closest valid name. The one check of these names: entry points call it (through
-    :func:`validate_names`) before anything is created."""
+    :func:`validate_names`) before anything is created. (Plug-in settings are checked by
+    :func:`build_config`, through :func:`resolve_plugin_settings`.)"""
     values = cfg.to_dict() if isinstance(cfg, ExperimentConfig) else cfg
     method = values.get("method", ExperimentConfig.method)
-    arch, reg = values.get("arch"), values.get("reg")
+    arch = values.get("arch")
     problems = []
     spec = METHODS.get(method) if isinstance(method, str) else None
     if spec is None:
@@ -257,11 +310,9 @@ def name_problems(cfg: ExperimentConfig | Mapping[str, Any]) -> list[str]:
     arch = arch or (spec.arch if spec else None)
     if arch is not None and arch not in ARCHS:
         problems.append(did_you_mean("arch", arch, list(ARCHS)))
-    reg = reg if reg is not None else (spec.reg if spec else "")
-    plugins = sorted({*REGULARIZERS, *CALLBACKS})
-    for name in (r for r in str(reg).split("+") if r and r != "none"):
-        if name not in plugins:
-            problems.append(did_you_mean("reg", name, ["none", *plugins]))
+    for name in _plugin_names(method, values.get("reg")) or []:
+        if name not in COMPONENTS:
+            problems.append(did_you_mean("reg", name, ["none", *sorted(COMPONENTS)]))
     return problems
 
 
@@ -272,22 +323,30 @@ def validate_names(cfg: ExperimentConfig | Mapping[str, Any]) -> None:
         raise ConfigError.listing(problems)
 
 
-# The configuration keys each built-in plug-in reads (`sphere methods` shows their values).
-PLUGIN_KEYS: dict[str, tuple[str, ...]] = {
-    "sphere": ("sphere_mode", "rho", "sphere_variant"),
-    "parseval": ("parseval_coef", "parseval_diag"),
-    "cchain": ("cchain_target", "cchain_window"),
-    "l2_init": ("l2_init_coef",),
-    "cbp": ("cbp_replacement_rate", "cbp_maturity", "cbp_decay"),
-    "redo": ("redo_tau", "redo_period"),
-    "snp": ("sp_shrink", "sp_perturb", "sp_period"),
-}
+def resolve_plugin_settings(
+    values: Mapping[str, Any], given: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """The plug-in settings of a configuration (``values``: its keys) and the problems of the
+    ``given`` ones (:func:`~sphere_rl.components.resolve_settings`): unknown key (with the closest
+    one), setting of a plug-in the configuration does not use, wrong type, refused value.
+    :func:`~sphere_rl.config.build_config` calls it (installed when this module is imported)."""
+    method, reg = values.get("method"), values.get("reg")
+    names = _plugin_names(method, reg)
+    known = names is not None and isinstance(method, str) and method in METHODS
+    known = known and all(n in COMPONENTS for n in names)
+    user = f"method {method!r}" + (f" (reg {reg!r})" if reg is not None else "")
+    return resolve_settings(COMPONENTS, names if known else None, given, user)
+
+
+use_settings_resolver(resolve_plugin_settings)
 
 
 def method_settings(cfg: ExperimentConfig) -> dict[str, Any]:
-    """The values of the keys that ``cfg``'s plug-ins read (:data:`PLUGIN_KEYS`), as resolved."""
+    """The values of the keys that ``cfg``'s plug-ins read (their ``config_keys``) and of the
+    settings they declare, as resolved."""
     _, plugins = resolve_method(cfg)
-    return {key: getattr(cfg, key) for name in plugins for key in PLUGIN_KEYS.get(name, ())}
+    built_in = {k: getattr(cfg, k) for name in plugins for k in COMPONENTS[name].config_keys}
+    return {**built_in, **dict(cfg.plugin_settings)}
 
 
 def resolve_method(cfg: ExperimentConfig) -> tuple[str, list[str]]:
@@ -298,46 +357,43 @@ def resolve_method(cfg: ExperimentConfig) -> tuple[str, list[str]]:
     the same check."""
     spec = METHODS.get(cfg.method)
     arch = cfg.arch or (spec.arch if spec else "")
-    reg = cfg.reg if cfg.reg is not None else (spec.reg if spec else "")
-    regs = [r for r in reg.split("+") if r and r != "none"]
-    if (
-        spec is None
-        or arch not in ARCHS
-        or not all(r in REGULARIZERS or r in CALLBACKS for r in regs)
-    ):
+    regs = _plugin_names(cfg.method, cfg.reg) or []
+    if spec is None or arch not in ARCHS or not all(r in COMPONENTS for r in regs):
         validate_names(cfg)
     return arch, regs
 
 
 def build_agent(cfg: ExperimentConfig, obs_dim: int, act_dim: int) -> PPOAgent:
-    """A fresh PPO agent for ``cfg`` (the torch RNG must be seeded by the caller)."""
+    """A fresh PPO agent for ``cfg`` (the torch RNG must be seeded by the caller).
+
+    Each plug-in takes every role whose hook it declares (:mod:`sphere_rl.algo.hooks`): L2 Init
+    and C-CHAIN penalise but keep state as callbacks, CBP and ReDo observe the minibatches and
+    edit the networks as callbacks."""
     arch, regs = resolve_method(cfg)
     actor = build_actor(arch, obs_dim, act_dim, cfg)
     critic = build_critic(arch, obs_dim, cfg)
     for network in (actor, critic):  # before plug-ins record initial weights or add layers
         initialize_(network, cfg.init)
         set_layer_norm_eps_(network, cfg.layer_norm_eps)
-    plugins = [(REGULARIZERS.get(name) or CALLBACKS[name])(cfg) for name in regs]
+    plugins = [COMPONENTS[name].factory(cfg) for name in regs]
     for plugin in plugins:  # structural changes (e.g. Parseval's diagonal layers) before optimisers
-        if hasattr(plugin, "prepare_actor"):
+        if isinstance(plugin, ActorPreparer):
             plugin.prepare_actor(actor)
     normalizer = RunningMeanStd((obs_dim,)) if cfg.norm_obs else None
-    # A plug-in takes every role it implements: CBP and ReDo edit the networks but also read each
-    # minibatch as zero-weight regularizers; L2 Init and C-CHAIN penalise but keep state as callbacks.
-    regularizers = [p for p in plugins if isinstance(p, ActorRegularizer)]
     agent = PPOAgent(
         actor,
         critic,
         cfg,  # an ExperimentConfig is a PPOConfig
         normalizer=normalizer,
-        regularizers=regularizers,
+        regularizers=[p for p in plugins if isinstance(p, ActorRegularizer)],
         callbacks=[p for p in plugins if isinstance(p, TrainingCallback)],
         device=cfg.device,
+        observers=[p for p in plugins if isinstance(p, MinibatchObserver)],
     )
     if cfg.device == "cpu":
         agent.learner_threads = LearnerThreads(cfg.torch_threads or torch.get_num_threads())
     for plugin in plugins:  # bind to the built agent (unit views, initial parameters, ...)
-        if hasattr(plugin, "attach"):
+        if isinstance(plugin, AgentAttacher):
             plugin.attach(agent)
     return agent
 
@@ -388,8 +444,7 @@ def register_method(
     _check_new_name("method", name, set(METHODS), overwrite)
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
-    known = {*REGULARIZERS, *CALLBACKS}
-    unknown = [r for r in reg.split("+") if r and r != "none" and r not in known]
+    unknown = [r for r in reg.split("+") if r and r != "none" and r not in COMPONENTS]
     if unknown:
         raise ValueError(f"unknown plug-in(s) {unknown} in reg {reg!r}; register them first")
     spec = MethodSpec(name, arch, reg, description or f"{arch} + {reg}", source)
@@ -399,14 +454,37 @@ def register_method(
     return spec
 
 
+def _register_component(
+    kind: str,
+    name: str,
+    factory: Callable[[ExperimentConfig], Any],
+    description: str,
+    source: str,
+    settings: Mapping[str, Setting] | None,
+    overwrite: bool,
+) -> ComponentSpec:
+    _check_new_name("plug-in", name, set(COMPONENTS), overwrite)
+    spec = ComponentSpec(
+        name,
+        factory,
+        kind,
+        description or "(registered plug-in)",
+        source,
+        settings=checked_settings(name, settings or {}),
+    )
+    COMPONENTS[name] = spec
+    return spec
+
+
 def register_regularizer(
     name: str,
     factory: RegularizerFactory,
     description: str = "",
     source: str = "-",
     *,
+    settings: Mapping[str, Setting] | None = None,
     overwrite: bool = False,
-) -> None:
+) -> ComponentSpec:
     """Make ``--reg name`` add a penalty to the actor's loss.
 
     Args:
@@ -414,15 +492,19 @@ def register_regularizer(
         factory: ``factory(cfg) -> ActorRegularizer``, called once per agent built; the object has
             ``name``, ``mode`` (``fixed``/``loss``/``grad``), ``coef``, ``pcgrad`` and
             ``penalty(output, obs, agent) -> scalar tensor`` (:class:`~sphere_rl.algo.hooks.ActorRegularizer`).
-            If it also subclasses :class:`~sphere_rl.algo.hooks.TrainingCallback`, it gets the
-            callback hooks and its ``state_dict`` is checkpointed too.
+            It takes every other role whose hook it declares (:mod:`sphere_rl.algo.hooks`): a
+            :class:`~sphere_rl.algo.hooks.TrainingCallback` subclass gets the callback hooks and
+            its ``state_dict`` is checkpointed too.
         description, source: shown by ``sphere methods``.
+        settings: the plug-in's own hyper-parameters, ``{key: Setting(default, ...)}``; a
+            configuration gives them as ``"<name>.<key>"`` and the factory reads them with
+            ``cfg.plugin_setting(name, key)``.
         overwrite: replace an existing plug-in of the same name instead of refusing.
+
+    Raises:
+        ValueError: on a malformed or taken name, or a malformed setting.
     """
-    _check_new_name("plug-in", name, {*REGULARIZERS, *CALLBACKS}, overwrite)
-    CALLBACKS.pop(name, None)
-    REGULARIZERS[name] = factory
-    PLUGIN_INFO[name] = (description or "(registered plug-in)", source)
+    return _register_component(PENALTY, name, factory, description, source, settings, overwrite)
 
 
 def register_intervention(
@@ -431,19 +513,24 @@ def register_intervention(
     description: str = "",
     source: str = "-",
     *,
+    settings: Mapping[str, Setting] | None = None,
     overwrite: bool = False,
-) -> None:
+) -> ComponentSpec:
     """Make ``--reg name`` act on the networks through :class:`~sphere_rl.algo.hooks.TrainingCallback`
     hooks (after each optimiser step, at task starts), as CBP, ReDo and Shrink & Perturb do.
 
     Args:
         name: the plug-in's name (combine with others using ``+``).
-        factory: ``factory(cfg) -> TrainingCallback``, called once per agent built. Optional
+        factory: ``factory(cfg) -> TrainingCallback``, called once per agent built. It takes every
+            other role whose hook it declares (:mod:`sphere_rl.algo.hooks`):
+            ``observe_minibatch(output, obs, agent)`` sees each minibatch before the update,
             ``prepare_actor(actor)`` runs before the optimisers exist, ``attach(agent)`` after.
         description, source: shown by ``sphere methods``.
-        overwrite: replace an existing plug-in of the same name instead of refusing.
+        settings, overwrite: as for :func:`register_regularizer`.
+
+    Raises:
+        ValueError: on a malformed or taken name, or a malformed setting.
     """
-    _check_new_name("plug-in", name, {*REGULARIZERS, *CALLBACKS}, overwrite)
-    REGULARIZERS.pop(name, None)
-    CALLBACKS[name] = factory
-    PLUGIN_INFO[name] = (description or "(registered plug-in)", source)
+    return _register_component(
+        INTERVENTION, name, factory, description, source, settings, overwrite
+    )

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from sphere_rl.cli.app import _register_all, app
 from sphere_rl.cli.train import HELP
 from sphere_rl.config import CHOICES, PRESETS, build_config
-from sphere_rl.methods import ARCHS, CALLBACKS, METHODS, REGULARIZERS
+from sphere_rl.methods import ARCHS, COMPONENTS, METHODS
 
 _register_all()
 BOX = re.compile(r"[│╭╮╰╯─┌┐└┘├┤┬┴┼]")
@@ -45,7 +45,7 @@ def test_train_help_lists_the_registries_and_breaks_no_word(columns):
     for key, help_text in HELP.items():
         broken = _words(help_text) - on_a_line
         assert not broken, f"--{key} help words broken or missing: {broken}"
-    names = [*METHODS, *ARCHS, *REGULARIZERS, *CALLBACKS, *CHOICES["env_backend"], *PRESETS]
+    names = [*METHODS, *ARCHS, *COMPONENTS, *CHOICES["env_backend"], *PRESETS]
     assert set(names) <= on_a_line
     assert "auto" in on_a_line and "sphere+cbp" in on_a_line
     assert "``" not in text and "[default: None]" not in text

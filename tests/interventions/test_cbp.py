@@ -26,7 +26,7 @@ def test_lowest_utility_mask_picks_exactly_the_lowest_mature_units():
 
 def _cbp(agent) -> ContinualBackprop:
     (cbp,) = [cb for cb in agent.callbacks if isinstance(cb, ContinualBackprop)]
-    assert cbp in agent.regularizers  # it also observes the minibatches
+    assert cbp in agent.observers and cbp not in agent.regularizers
     return cbp
 
 
@@ -76,7 +76,7 @@ def test_replacement_keeps_the_policy_output():
         for layer in cbp.layers:  # units 0-5 of every group contribute nothing: lowest utility
             layer.outgoing.get()[..., :6] = 0.0
     obs = torch.randn(32, 7)
-    cbp.penalty(agent.actor(obs), obs, agent)
+    cbp.observe_minibatch(agent.actor(obs), obs, agent)
     before, value_before = agent.actor(obs).mean.detach(), agent.critic(obs).detach()
     incoming_before = [layer.incoming.get().clone() for layer in cbp.layers]
     cbp.after_optimizer_step(agent)

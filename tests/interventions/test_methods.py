@@ -9,14 +9,15 @@ from intervention_helpers import OBS_DIM, random_rollout, small_agent
 from typer.testing import CliRunner
 
 from sphere_rl.config import ConfigError, build_config
-from sphere_rl.methods import CALLBACKS, METHODS, PLUGIN_INFO, REGULARIZERS
+from sphere_rl.methods import COMPONENTS, METHODS
 
 BASELINES = ("topk_moe_ln", "pw", "cbp", "cchain", "redo", "snp", "l2_init")
 ALL_PLUGINS = "parseval+cchain+l2_init+cbp+redo+snp"
 
 
 def test_every_plugin_is_described_and_every_baseline_is_a_method():
-    assert set(PLUGIN_INFO) == set(REGULARIZERS) | set(CALLBACKS)
+    for name, component in COMPONENTS.items():
+        assert component.name == name and component.description and component.source != "-"
     assert set(BASELINES) <= set(METHODS)
 
 
@@ -70,7 +71,7 @@ def test_methods_command_lists_every_method_and_plugin():
     _register_all()
     result = CliRunner().invoke(app, ["methods"])
     assert result.exit_code == 0, result.output
-    for name in [*METHODS, *PLUGIN_INFO]:
+    for name in [*METHODS, *COMPONENTS]:
         assert name in result.output
     for spec in METHODS.values():
         assert spec.source in result.output

@@ -27,7 +27,7 @@ def test_agrees_with_the_dormant_ratio_metric(tau):
 
 def _redo(agent) -> ReDo:
     (redo,) = [cb for cb in agent.callbacks if isinstance(cb, ReDo)]
-    assert redo in agent.regularizers
+    assert redo in agent.observers and redo not in agent.regularizers
     return redo
 
 
@@ -39,15 +39,18 @@ def test_recycles_exactly_the_dormant_units_every_period():
         first.incoming.get()[:, :5] = 0.0
         first.bias.get()[:, :5] = -1.0
     obs = torch.randn(64, 7)
-    redo.penalty(agent.actor(obs), obs, agent)
+    before = [layer.incoming.get().clone() for layer in redo.layers]
+    for _ in range(2):  # PPO's order: observe the minibatch, then the optimiser step
+        redo.observe_minibatch(agent.actor(obs), obs, agent)
+        assert redo.last_obs is None  # only the minibatch of a recycling update is kept
+        redo.after_optimizer_step(agent)
+    assert all(torch.equal(b, u.incoming.get()) for b, u in zip(before, redo.layers, strict=True))
+    redo.observe_minibatch(agent.actor(obs), obs, agent)
     with torch.no_grad():
         expected = [dormant_mask(h, 0.3) for h in redo.minibatch_activations(redo.layers, agent)]
     assert expected[0][:, :5].all()
-    before = [layer.incoming.get().clone() for layer in redo.layers]
-    redo.after_optimizer_step(agent)
-    redo.after_optimizer_step(agent)
-    assert all(torch.equal(b, u.incoming.get()) for b, u in zip(before, redo.layers, strict=True))
     redo.after_optimizer_step(agent)  # the third update recycles
+    assert redo.last_obs is None  # and lets the minibatch go
     for layer, old, mask in zip(redo.layers, before, expected, strict=True):
         # Fresh rows; other rows only lose the columns of recycled units of the layer below.
         new = layer.incoming.get()

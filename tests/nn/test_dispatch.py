@@ -165,14 +165,14 @@ def test_torch_func_jacobian_through_a_sparse_actor_equals_autograd():
 def test_minibatch_observer_sees_every_expert_after_sparse_dispatch():
     from types import SimpleNamespace
 
-    from sphere_rl.interventions.observer import MinibatchObserver
+    from sphere_rl.interventions.observer import UnitActivityObserver
 
     sparse, dense = _pair(seed=9)
     obs = torch.randn(12, 6, dtype=torch.float64)
     seen = {}
     for name, actor in (("sparse", sparse), ("dense", dense)):
-        observer = MinibatchObserver()
-        observer.penalty(actor(obs), obs, SimpleNamespace(actor=actor))
+        observer = UnitActivityObserver()
+        observer.observe_minibatch(actor(obs), obs, SimpleNamespace(actor=actor))
         seen[name] = observer.last_hidden
     for h_s, h_d in zip(seen["sparse"], seen["dense"], strict=True):
         assert h_s.shape == (5, 12, h_s.shape[-1])  # (E, N, d): unselected experts included

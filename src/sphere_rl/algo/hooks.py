@@ -1,12 +1,21 @@
-"""The two ways a method plugs into PPO without editing the loop.
+"""The hooks through which a component (a plug-in, ``--reg``) joins PPO without editing the loop.
 
-* An :class:`ActorRegularizer` adds a penalty to the actor's loss on every minibatch; its ``mode``
-  says how (see :mod:`sphere_rl.regularizers.combine`): ``fixed`` and ``loss`` fold it into the loss,
+A component takes every role whose hook it declares (:func:`sphere_rl.methods.build_agent`):
+
+* :class:`ActorRegularizer`: a penalty on the actor's loss on every minibatch; its ``mode`` says
+  how (see :mod:`sphere_rl.regularizers.combine`): ``fixed`` and ``loss`` fold it into the loss,
   ``grad`` combines gradients by norm ratio (at most one regularizer per agent may use ``grad``
   mode or PCGrad, which need its gradient apart). A regularizer may add several penalties, each
-  with its own coefficient, by defining ``penalty_terms`` (:func:`penalty_terms`).
-* A :class:`TrainingCallback` acts on the networks at fixed points (after each optimiser step, at a
-  task boundary): the home of resets and unit replacement (CBP, ReDo, Shrink & Perturb).
+  with its own coefficient, by defining ``penalty_terms`` (:func:`penalty_terms`); each is logged
+  as ``reg/<name>``.
+* :class:`MinibatchObserver`: sees the actor's forward pass on every minibatch, before the update,
+  and adds nothing to the loss (CBP and ReDo read their unit statistics there).
+* :class:`TrainingCallback`: acts on the networks at fixed points (after each optimiser step, at a
+  task boundary) and keeps checkpointed state: the home of resets and unit replacement (CBP,
+  ReDo, Shrink & Perturb).
+* :class:`ActorPreparer` changes the actor's structure before the optimisers exist (Parseval's
+  diagonal layers); :class:`AgentAttacher` binds to the agent once it is built (unit views,
+  initial parameters).
 """
 
 from __future__ import annotations
@@ -43,6 +52,29 @@ class ActorRegularizer(Protocol):
         ``agent.sample_policy_loss`` holds the minibatch's ``(T,)`` per-sample policy losses (with
         their graph) during this call, for penalties built from loss gradients.
         """
+        ...
+
+
+@runtime_checkable
+class MinibatchObserver(Protocol):
+    def observe_minibatch(self, output: PolicyOutput, obs: Tensor, agent: Agent) -> None:
+        """Called with the actor's forward pass ``output`` on each minibatch ``obs``, after the
+        forward pass and before the optimiser step (:meth:`TrainingCallback.after_optimizer_step`
+        follows). The output carries the graph of the update: keep only detached tensors."""
+        ...
+
+
+@runtime_checkable
+class ActorPreparer(Protocol):
+    def prepare_actor(self, actor: nn.Module) -> None:
+        """Change the actor's structure (e.g. add layers) before its optimiser is created."""
+        ...
+
+
+@runtime_checkable
+class AgentAttacher(Protocol):
+    def attach(self, agent: Agent) -> None:
+        """Bind to the agent once it is built (before any update or checkpoint load)."""
         ...
 
 

@@ -20,7 +20,12 @@ import torch
 from torch import Tensor, nn
 
 from sphere_rl.algo.buffer import RolloutBuffer
-from sphere_rl.algo.hooks import ActorRegularizer, TrainingCallback, penalty_terms
+from sphere_rl.algo.hooks import (
+    ActorRegularizer,
+    MinibatchObserver,
+    TrainingCallback,
+    penalty_terms,
+)
 from sphere_rl.algo.normalization import IdentityNormalizer, RunningMeanStd
 from sphere_rl.config import ADAM_KERNELS, PPOConfig
 from sphere_rl.interrupts import raise_if_requested
@@ -92,6 +97,8 @@ class PPOAgent:
         regularizers: actor penalties (SPHERE, Parseval, ...).
         callbacks: interventions acting on the networks (CBP, ReDo, ...).
         device: torch device for the networks.
+        observers: what sees each minibatch's forward pass before the update (CBP, ReDo); they
+            add nothing to the loss.
 
     Attributes:
         sample_policy_loss: ``(T,)`` per-sample clipped-surrogate losses of the minibatch being
@@ -110,6 +117,7 @@ class PPOAgent:
         regularizers: Sequence[ActorRegularizer] = (),
         callbacks: Sequence[TrainingCallback] = (),
         device: str = "cpu",
+        observers: Sequence[MinibatchObserver] = (),
     ) -> None:
         apart = [r.name for r in regularizers if r.mode == "grad" or r.pcgrad]
         if len(apart) > 1:
@@ -121,6 +129,7 @@ class PPOAgent:
         self.normalizer = normalizer or IdentityNormalizer((actor.obs_dim,))
         self.regularizers = list(regularizers)
         self.callbacks = list(callbacks)
+        self.observers = list(observers)
         self.sample_policy_loss: Tensor | None = None
         self.learner_threads = LearnerThreads(1)
         self.reset_optimizers()
@@ -195,12 +204,14 @@ class PPOAgent:
 
     def _penalised_actor_loss(self, obs, actions, old_log_probs, adv):
         """Policy loss with every penalty folded in, but those of the regularizer whose gradient
-        is combined apart (grad mode or PCGrad).
+        is combined apart (grad mode or PCGrad). The observers see the forward pass first.
 
         Returns ``(loss, that regularizer or None, its (name, penalty, ρ, constant scale or None)
         terms, stats)``.
         """
         output, sample_loss, base_loss, stats = self._actor_loss(obs, actions, old_log_probs, adv)
+        for observer in self.observers:
+            observer.observe_minibatch(output, obs, self)
         # Loss-mode coefficients scale against the policy objective alone, not against
         # penalties added before them.
         policy_loss = base_loss

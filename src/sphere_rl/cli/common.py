@@ -121,7 +121,8 @@ def _check_path_length(out: Path, flag: str) -> None:
 
 ASSIGNMENTS_HELP = (
     "Configuration overrides KEY=VALUE (any field of ExperimentConfig, e.g. rho=0.01"
-    " hidden=[64,64] norm_obs=false); VALUE is read as JSON where it parses (numbers, booleans,"
+    " hidden=[64,64] norm_obs=false), or a plug-in's own setting <plug-in>.<key>=VALUE (sphere"
+    " methods lists them); VALUE is read as JSON where it parses (numbers, booleans,"
     " lists, null), else as a string. They win over every flag and --config."
 )
 

@@ -31,14 +31,7 @@ def methods(
     """List the methods (--method), the architectures (--arch) and the plug-ins (--reg)."""
     from sphere_rl.cli.train import load_plugins_or_fail
     from sphere_rl.config import build_config
-    from sphere_rl.methods import (
-        ARCHS,
-        CALLBACKS,
-        METHODS,
-        PLUGIN_INFO,
-        REGULARIZERS,
-        method_settings,
-    )
+    from sphere_rl.methods import ARCHS, COMPONENTS, METHODS, method_settings
 
     if preset not in PRESETS:
         fail(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
@@ -58,12 +51,21 @@ def methods(
     plugins = name_table(
         "Plug-ins (--reg, joined with '+', e.g. --reg sphere+cbp)",
         "plug-in",
-        ["kind", "what it does", "source"],
+        ["kind", "what it does", "own settings (default)", "source"],
     )
-    for name in [*REGULARIZERS, *CALLBACKS]:
-        kind = "actor penalty" if name in REGULARIZERS else "network edit"
-        description, source = PLUGIN_INFO[name]
-        plugins.add_row(name, kind, description, source)
+    for component in COMPONENTS.values():
+        own = ", ".join(
+            f"{component.name}.{key}={setting.default}"
+            + (f": {setting.help}" if setting.help else "")
+            for key, setting in component.settings.items()
+        )
+        plugins.add_row(
+            component.name, component.kind, component.description, own or "-", component.source
+        )
     console.print(plugins)
+    console.print(
+        "Set a plug-in's own setting as <plug-in>.<key>=VALUE (sphere train, sphere sweep) or as"
+        ' a --config key ("<plug-in>.<key>": VALUE).'
+    )
     console.print(f"Architectures (--arch): {', '.join(ARCHS)}")
     console.print("Defaults, MoE handling and citations: docs/methods.md")

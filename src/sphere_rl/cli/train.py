@@ -31,7 +31,7 @@ from sphere_rl.config import (
 )
 from sphere_rl.continual.rundir import RunBusyError, RunFileError, read_json, run_lock
 from sphere_rl.envs.registry import BENCHMARKS
-from sphere_rl.methods import ARCHS, CALLBACKS, METHODS, REGULARIZERS, name_problems
+from sphere_rl.methods import ARCHS, COMPONENTS, METHODS, name_problems
 
 if TYPE_CHECKING:
     from sphere_rl.continual.runner import OpenDecision
@@ -74,7 +74,7 @@ PRESET_KEYS = tuple(
 
 
 _DEFAULTS = ExperimentConfig()
-_PLUGINS = sorted({*REGULARIZERS, *CALLBACKS})
+_PLUGINS = sorted(COMPONENTS)
 # Help strings come from the registries, so a new method, plug-in or backend shows up by itself.
 HELP = {
     "benchmark": f"Task sequence: {_names(BENCHMARKS)}.",
@@ -275,7 +275,9 @@ def _config_line(cfg: ExperimentConfig, run_dir: Path) -> str:
     the keys that differ from :class:`ExperimentConfig`'s defaults (the preset's and the user's)."""
     resolved, defaults = cfg.to_dict(), _DEFAULTS.to_dict()
     changed = ", ".join(
-        f"{k}={json.dumps(v)}" for k, v in resolved.items() if k != "preset" and v != defaults[k]
+        f"{k}={json.dumps(v)}"
+        for k, v in resolved.items()
+        if k != "preset" and v != defaults.get(k)
     )
     return (
         f"config: preset {cfg.preset or 'none'}; {changed or 'all defaults'}"

@@ -2,12 +2,11 @@
 
 Penalties on the actor (:class:`~sphere_rl.algo.hooks.ActorRegularizer`): Parseval regularization,
 C-CHAIN, L2 Init. Edits of the networks (:class:`~sphere_rl.algo.hooks.TrainingCallback`): CBP,
-ReDo, Shrink & Perturb. See ``docs/methods.md`` for defaults and sources, and
-:mod:`sphere_rl.interventions.units` for how dense trunks and stacked experts are handled alike.
-
-Besides the two hook protocols, a plug-in may define ``prepare_actor(actor)`` (change the actor's
-structure before the optimisers exist) and ``attach(agent)`` (bind to the built agent);
-:func:`sphere_rl.methods.build_agent` calls them.
+ReDo, Shrink & Perturb; CBP and ReDo read each minibatch as
+:class:`~sphere_rl.algo.hooks.MinibatchObserver` s. See ``docs/methods.md`` for defaults and
+sources, and :mod:`sphere_rl.interventions.units` for how dense trunks and stacked experts are
+handled alike. Every hook a plug-in may declare (``prepare_actor`` and ``attach`` too) is listed
+in :mod:`sphere_rl.algo.hooks`.
 """
 
 from sphere_rl.interventions.cbp import ContinualBackprop, contribution_utility, lowest_utility_mask

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from sphere_rl.algo.hooks import TrainingCallback
 from sphere_rl.config import ExperimentConfig
-from sphere_rl.interventions.observer import MinibatchObserver
+from sphere_rl.interventions.observer import UnitActivityObserver
 from sphere_rl.interventions.units import (
     UnitLayer,
     agent_towers,
@@ -66,8 +66,8 @@ def lowest_utility_mask(utility: Tensor, eligible: Tensor, counts: Tensor) -> Te
     return (ranks < counts.unsqueeze(-1)) & eligible
 
 
-class ContinualBackprop(MinibatchObserver, TrainingCallback):
-    """CBP as a PPO training callback (and a zero-weight observer of the minibatches).
+class ContinualBackprop(UnitActivityObserver, TrainingCallback):
+    """CBP as a PPO training callback that observes each minibatch.
 
     Args:
         replacement_rate: ``ρ``, units replaced per mature unit and update.

@@ -2,10 +2,9 @@
 
 :class:`~sphere_rl.algo.hooks.TrainingCallback.after_optimizer_step` receives only the agent, but
 CBP's utilities and ReDo's dormancy scores are statistics of the units' activity on the current
-minibatch. PPO calls every :class:`~sphere_rl.algo.hooks.ActorRegularizer` with each minibatch's
-observations, so an intervention that also presents itself as a regularizer of weight zero
-receives them there; :func:`sphere_rl.methods.build_agent` registers a plug-in in both roles when it
-implements both. Its logged penalty (``reg/<name>``) is always 0.
+minibatch. PPO hands every :class:`~sphere_rl.algo.hooks.MinibatchObserver` the actor's forward
+pass on each minibatch before the update; :class:`UnitActivityObserver` keeps what these
+statistics need of it until the optimiser step that follows.
 """
 
 from __future__ import annotations
@@ -19,19 +18,15 @@ from sphere_rl.interventions.units import UnitLayer, unit_activations
 from sphere_rl.nn.policy import PolicyOutput
 
 
-class MinibatchObserver:
-    """Mixin: a zero-weight :class:`~sphere_rl.algo.hooks.ActorRegularizer` that keeps the last
+class UnitActivityObserver:
+    """Mixin implementing :class:`~sphere_rl.algo.hooks.MinibatchObserver`: keeps the last
     minibatch's observations and the actor's hidden activations on them (computed by PPO's forward
     pass, before the update)."""
 
-    name: str
-    mode = "fixed"
-    coef = 0.0
-    pcgrad = False
     last_obs: Tensor | None = None
     last_hidden: tuple[Tensor, ...] = ()
 
-    def penalty(self, output: PolicyOutput, obs: Tensor, agent: object) -> Tensor:
+    def observe_minibatch(self, output: PolicyOutput, obs: Tensor, agent) -> None:
         self.last_obs = obs.detach()
         # Expert-major (E, N, d), the layout of ExpertTrunk's outputs; dense stays (N, d).
         if output.routed is not None:
@@ -42,7 +37,6 @@ class MinibatchObserver:
             self.last_hidden = tuple(
                 h.detach().transpose(0, 1) if h.dim() == 3 else h.detach() for h in output.hidden
             )
-        return torch.zeros((), device=obs.device)
 
     def minibatch_activations(self, layers: Sequence[UnitLayer], agent) -> list[Tensor]:
         """``(E, N, d)`` outputs of each layer on the last minibatch: the actor's main trunk's from

@@ -17,13 +17,14 @@ from torch import Tensor
 
 from sphere_rl.algo.hooks import TrainingCallback
 from sphere_rl.config import ExperimentConfig
-from sphere_rl.interventions.observer import MinibatchObserver
+from sphere_rl.interventions.observer import UnitActivityObserver
 from sphere_rl.interventions.units import (
     UnitLayer,
     agent_towers,
     hidden_units,
     reinitialize_units_,
 )
+from sphere_rl.nn.policy import PolicyOutput
 
 
 def dormant_mask(activations: Tensor, tau: float) -> Tensor:
@@ -43,8 +44,8 @@ def dormant_mask(activations: Tensor, tau: float) -> Tensor:
     return score <= tau
 
 
-class ReDo(MinibatchObserver, TrainingCallback):
-    """ReDo as a PPO training callback (and a zero-weight observer of the minibatches).
+class ReDo(UnitActivityObserver, TrainingCallback):
+    """ReDo as a PPO training callback that observes each minibatch.
 
     Args:
         tau: dormancy threshold ``τ``.
@@ -69,6 +70,12 @@ class ReDo(MinibatchObserver, TrainingCallback):
     def attach(self, agent) -> None:
         self.layers = [u for t in agent_towers(agent, self.critic) for u in hidden_units(t)]
 
+    def observe_minibatch(self, output: PolicyOutput, obs: Tensor, agent) -> None:
+        # Only the minibatch of a recycling update is read, so only it is kept: with sparse
+        # dispatch, keeping one costs a forward pass of every expert.
+        if (self.updates + 1) % self.period == 0:
+            super().observe_minibatch(output, obs, agent)
+
     @torch.no_grad()
     def after_optimizer_step(self, agent) -> None:
         self.updates += 1
@@ -81,6 +88,7 @@ class ReDo(MinibatchObserver, TrainingCallback):
             mask = dormant_mask(h, self.tau)
             reinitialize_units_(layer, mask, optimizers)
             self.recycled += int(mask.sum())
+        self.last_obs, self.last_hidden = None, ()
 
     def state_dict(self) -> dict:
         return {"updates": self.updates, "recycled": self.recycled}

@@ -80,8 +80,10 @@ def _json_or_text(text: str) -> Any:
 
 
 def variant_name(cfg: ExperimentConfig, keys: list[str]) -> str:
-    """The folder of one variation, e.g. ``rho=0.01,sphere_mode=grad`` (empty without keys)."""
-    return ",".join(f"{key}={_folder_value(getattr(cfg, key))}" for key in keys)
+    """The folder of one variation, e.g. ``rho=0.01,sphere_mode=grad`` (empty without keys; a
+    plug-in's setting is a key too: ``feature_decay.coef=0.01``)."""
+    values = cfg.to_dict()
+    return ",".join(f"{key}={_folder_value(values[key])}" for key in keys)
 
 
 def _folder_value(value: Any) -> str:
