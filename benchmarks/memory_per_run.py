@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 from sphere_rl.config import build_config
-from sphere_rl.continual import runner as runner_module
+from sphere_rl.continual import seeding
 from sphere_rl.continual.runner import ContinualRunner
 from sphere_rl.envs import resolve_tasks
 from sphere_rl.envs.registry import task_options, task_spec
@@ -50,7 +50,7 @@ def peak_memory(preset: str, reference: bool) -> dict[str, float]:
     """Run one iteration of ``preset``'s first task here; peak and baseline resident GiB."""
     baseline = _resident_gib()
     if reference:
-        runner_module.task_options = _private_full_models
+        seeding.task_options = _private_full_models  # every env of the run takes its options there
     overrides = {"preset": preset, "method": "topk_moe", **SHAPES[preset], "diag_entk": False,
                  "eval_interval": 10**12, "diag_interval": 10**12,
                  "checkpoint_interval": 10**12, "torch_threads": 1}  # fmt: skip

@@ -118,7 +118,7 @@ class ExperimentConfig(PPOConfig):
     # "orthogonal": CleanRL/SB3's orthogonal init (√2 hidden, 0.01 policy/gate heads).
     init: str = "release"
     # SPHERE
-    rho: float = 1e-3
+    rho: float = 1e-3  # SPHERE's coef: ρ in loss/grad mode, λ in fixed (regularizers/combine.py)
     sphere_mode: str = "grad"
     sphere_variant: str = "last"
     pcgrad: bool = False

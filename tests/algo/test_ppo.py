@@ -103,7 +103,7 @@ def test_loss_mode_coefficient_refers_to_the_policy_loss_alone(order):
     _, _, policy_loss, _ = agent._actor_loss(obs, actions, log_probs, adv)
     stats, _ = agent._minibatch_step(obs, actions, log_probs, adv, torch.randn(16))
     expected = 0.1 * policy_loss.detach().abs() / 4.0
-    assert float(stats["reg/ratio_coef"]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(stats["reg/ratio_scale"]) == pytest.approx(float(expected), rel=1e-5)
 
 
 def random_policy_return(task: str, episodes: int = 5) -> float:

@@ -247,7 +247,7 @@ def test_gradient_factor_variant_trains_through_ppo(mode):
         obs, actions, torch.zeros(32) - 2, torch.randn(32), torch.randn(32)
     )
     assert float(stats["reg/sphere"]) > 0
-    assert float(stats["reg/sphere_coef"]) > 0
+    assert float(stats["reg/sphere_scale"]) > 0
     assert agent.sample_policy_loss is None  # published only during the penalty
     assert all(torch.isfinite(p).all() for p in agent.actor.parameters())
 

@@ -16,9 +16,11 @@ import torch
 
 import sphere_rl.continual.evaluation as evaluation_module
 import sphere_rl.continual.runner as runner_module
+import sphere_rl.continual.seeding as seeding_module
 from sphere_rl.config import ConfigError, build_config
 from sphere_rl.continual.evaluation import evaluate_release, release_episode_targets
-from sphere_rl.continual.runner import EVAL_STREAM, ContinualRunner, derive_seed
+from sphere_rl.continual.runner import ContinualRunner
+from sphere_rl.continual.seeding import EVAL_STREAM, derive_seed
 from sphere_rl.envs import make_env, make_vector_env
 from sphere_rl.envs.vector import BackendStep, VectorTaskEnv, _step_success, derive_seeds
 
@@ -217,7 +219,7 @@ def test_runner_project_protocol_reseeds_the_same_envs_every_time(tmp_path, monk
         calls.append((task, episodes, seed))
         return {"success": 0.0, "return": 0.0}
 
-    monkeypatch.setattr(runner_module, "evaluate", recorded)
+    monkeypatch.setattr(seeding_module, "evaluate", recorded)
     monkeypatch.setattr(runner_module, "evaluate_release", None)  # must not be called
     _run({**RUN, "eval_protocol": "project"}, tmp_path / "run", monkeypatch)
     assert calls == [("reach-v3", 2, derive_seed(0, EVAL_STREAM, 0))] * 3

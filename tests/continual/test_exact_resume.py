@@ -23,7 +23,8 @@ import sphere_rl.continual.runner as runner_module
 from sphere_rl.config import build_config
 from sphere_rl.continual.rundir import read_jsonl
 from sphere_rl.continual.runner import ContinualRunner, ResumeError
-from sphere_rl.envs import make_vector_env, task_spec
+from sphere_rl.continual.seeding import training_envs
+from sphere_rl.envs import task_spec
 
 SMALL = {
     "benchmark": None,
@@ -79,7 +80,7 @@ class TrainingEnvLog:
 def _train(overrides: dict, run_dir: Path, monkeypatch) -> TrainingEnvLog:
     log = TrainingEnvLog()
     monkeypatch.setattr(
-        runner_module, "make_vector_env", lambda *a, **k: log.instrument(make_vector_env(*a, **k))
+        runner_module, "training_envs", lambda *a, **k: log.instrument(training_envs(*a, **k))
     )
     ContinualRunner.open(build_config(overrides), run_dir, show_progress=False).run()
     return log

@@ -7,7 +7,8 @@ import pytest
 from sphere_rl.config import build_config
 from sphere_rl.continual.evaluation import probe_states
 from sphere_rl.continual.rundir import read_jsonl
-from sphere_rl.continual.runner import PROBE_STREAM, ContinualRunner, derive_seed
+from sphere_rl.continual.runner import ContinualRunner
+from sphere_rl.continual.seeding import PROBE_STREAM, derive_seed
 from sphere_rl.metrics import plasticity_report
 
 

@@ -52,6 +52,8 @@ def test_run_directory_schema(tmp_path, tiny_overrides):
     assert kinds == {"train", "eval", "diag"}
     train = [r for r in records if r["kind"] == "train"]
     assert [r["global_step"] for r in train] == [100 * (i + 1) for i in range(6)]
+    # SPHERE's per-minibatch scale s (not ρ) under its own name (regularizers/combine.py).
+    assert all("reg/sphere_scale" in r and "reg/sphere_coef" not in r for r in train)
     diag = [r for r in records if r["kind"] == "diag"]
     assert all("entk/effective_rank" in r for r in diag)
     evals = _read_eval(run)

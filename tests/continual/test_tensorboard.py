@@ -92,7 +92,7 @@ def test_runner_logs_to_tensorboard(tmp_path, tiny_overrides):
     tags = set(acc.Tags()["scalars"])
     assert not {t for t in tags if t.endswith(("task_index", "/iteration", "/episodes"))}
     assert {"eval_task_end/01_window-close-v3/success", "eval_periodic/00_reach-v3/success",
-            "train/sps", "diag/entk/effective_rank"} <= tags  # fmt: skip
+            "train/sps", "diag/entk/effective_rank", "train/reg/sphere_scale"} <= tags  # fmt: skip
     # The last average success is the run's number in `sphere report`.
     run = load_run(tmp_path / "run")
     last_step, last_value = _scalars(acc, AVERAGE_SUCCESS_TAG)[-1]

@@ -65,7 +65,7 @@ def test_value_is_the_running_mean_over_iterations_and_resets_per_task():
 def test_adaptive_scale_through_ppo_loss_mode_and_resume():
     agent = small_agent("topk_moe", "sphere+cchain")
     stats = agent.update(*random_rollout(agent))
-    assert stats["reg/cchain"] > 0 and stats["reg/cchain_coef"] > 0
+    assert stats["reg/cchain"] > 0 and stats["reg/cchain_scale"] > 0
     cchain = _cchain(agent)
     assert cchain.updates_per_iteration == 2 * 4 and len(cchain.history) == 1
     restored = small_agent("topk_moe", "sphere+cchain")

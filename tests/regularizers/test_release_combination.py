@@ -40,7 +40,7 @@ def test_pcgrad_in_loss_and_fixed_mode_projects_the_scaled_penalty_gradient(mode
     stats = apply_regularized_gradients([p], base, reg, mode, coef=0.5, pcgrad=True)
     torch.testing.assert_close(p.grad, torch.tensor(expected, dtype=torch.float64), rtol=1e-7,
                                atol=1e-9)  # fmt: skip
-    assert stats["coef"] == pytest.approx(1.1 if mode == "loss" else 0.5, rel=1e-7)
+    assert stats["scale"] == pytest.approx(1.1 if mode == "loss" else 0.5, rel=1e-7)
     # Without PCGrad: g_b + λ g_s.
     p, base, reg = _toy(center)
     apply_regularized_gradients([p], base, reg, mode, coef=0.5)

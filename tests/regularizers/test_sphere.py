@@ -154,7 +154,7 @@ def test_pcgrad_scales_first_then_projects_as_the_release():
     torch.testing.assert_close(combined, expected, rtol=1e-14, atol=1e-14)
     applied = combined - base
     assert applied.norm() < rho * base.norm()  # the projection only shortens the applied step
-    assert float(stats["coef"]) == pytest.approx(s, rel=1e-14)
+    assert float(stats["scale"]) == pytest.approx(s, rel=1e-14)
     # The old order (project, then rescale to ρ‖g_b‖) gives a different, longer step.
     projected = reg - torch.dot(reg, base) / 25.0 * base
     old = base + rho * 5.0 / projected.norm() * projected
@@ -170,7 +170,7 @@ def test_loss_and_fixed_modes_match_manual_gradients():
     lam = 1e-2 * base.detach().abs() / (reg.detach() + 1e-8)
     stats = apply_regularized_gradients(list(actor.parameters()), base, reg, "loss", coef=1e-2)
     torch.testing.assert_close(_grads(actor), g_b + lam * g_s)
-    assert float(stats["coef"]) == pytest.approx(float(lam))
+    assert float(stats["scale"]) == pytest.approx(float(lam))
 
     actor, base, reg = _losses()
     g_b, g_s = _flat(base, actor), _flat(reg, actor)

@@ -6,8 +6,11 @@ KL-adaptive learning rate (:class:`~sphere_rl.config.PPOConfig` defines them; th
 them all). Methods plug in through :mod:`sphere_rl.algo.hooks` only.
 
 Host synchronisation: statistics stay tensors until the end of :meth:`PPOAgent.update` (one
-transfer); per minibatch the only transfer is the NaN guard, which also carries the approximate KL
-that the per-minibatch KL rule needs.
+transfer). Per minibatch, the NaN guard is one transfer, which also carries the approximate KL that
+the per-minibatch KL rule needs; with no regularizer, or every regularizer in ``fixed`` or ``loss``
+mode without PCGrad, it is the loop's only one (plug-ins' own code aside). A regularizer whose gradient is combined apart
+(``grad`` mode, e.g. SPHERE's default, or PCGrad) adds several small reads per minibatch, listed
+in :func:`~sphere_rl.regularizers.combine.combine_penalty_gradients`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from sphere_rl.algo.normalization import IdentityNormalizer, RunningMeanStd
 from sphere_rl.config import ADAM_KERNELS, PPOConfig
 from sphere_rl.interrupts import raise_if_requested
 from sphere_rl.nn.policy import GaussianActor
-from sphere_rl.regularizers.combine import backward_penalties, penalty_coefficient
+from sphere_rl.regularizers.combine import backward_penalties, penalty_scale
 from sphere_rl.runtime import LearnerThreads
 
 KL_LR_BOUNDS = (1e-5, 1e-2)
@@ -206,8 +209,8 @@ class PPOAgent:
         """Policy loss with every penalty folded in, but those of the regularizer whose gradient
         is combined apart (grad mode or PCGrad). The observers see the forward pass first.
 
-        Returns ``(loss, that regularizer or None, its (name, penalty, ρ, constant scale or None)
-        terms, stats)``.
+        Returns ``(loss, that regularizer or None, its (name, penalty, coef, constant scale or
+        None) terms, stats)``; ``coef`` and scale as in :mod:`sphere_rl.regularizers.combine`.
         """
         output, sample_loss, base_loss, stats = self._actor_loss(obs, actions, old_log_probs, adv)
         for observer in self.observers:
@@ -224,8 +227,8 @@ class PPOAgent:
                     stats[f"reg/{name}"] = penalty.detach()
                     scale = None
                     if reg.mode != "grad":
-                        scale = penalty_coefficient(reg.mode, coef, policy_loss, penalty)
-                        stats[f"reg/{name}_coef"] = scale
+                        scale = penalty_scale(reg.mode, coef, policy_loss, penalty)
+                        stats[f"reg/{name}_scale"] = scale
                     if apart:
                         apart_reg = reg
                         apart_terms.append((name, penalty, coef, scale))
@@ -262,7 +265,7 @@ class PPOAgent:
                 apart_reg.pcgrad,
             )
             for (name, *_), term_stats in zip(apart_terms, combined, strict=True):
-                stats[f"reg/{name}_coef"] = torch.as_tensor(term_stats["coef"])
+                stats[f"reg/{name}_scale"] = torch.as_tensor(term_stats["scale"])
                 stats[f"reg/{name}_cos"] = torch.as_tensor(term_stats["cos"])
         stats["actor_grad_norm"] = nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
         self.actor_optimizer.step()

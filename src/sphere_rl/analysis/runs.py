@@ -125,6 +125,23 @@ class RunLoadError(ValueError):
     """A run directory that cannot be read back (a missing, damaged or foreign file)."""
 
 
+def current_train_names(record: dict[str, Any]) -> dict[str, Any]:
+    """A ``train`` record with this version's key names: runs written before the per-minibatch
+    penalty scale had its own name logged ``reg/<name>_scale`` as ``reg/<name>_coef``.
+
+    A ``reg/<x>_coef`` is that old name only next to its penalty ``reg/<x>`` and without a
+    ``reg/<x>_scale`` (a plug-in penalty called ``<x>_coef`` keeps its name).
+    """
+    renamed = {}
+    for key, value in record.items():
+        base = key.removesuffix("_coef")
+        old = key.startswith("reg/") and base != key and base in record
+        if old and f"{base}_scale" not in record:
+            key = f"{base}_scale"
+        renamed[key] = value
+    return renamed
+
+
 def load_run(path: Path) -> RunData:
     """Read one run directory.
 
@@ -148,7 +165,7 @@ def load_run(path: Path) -> RunData:
             config=config,
             tasks=list(run["tasks"]),
             status=read_json(status_path) if status_path.exists() else {"state": "new"},
-            train=[r for r in records if r["kind"] == "train"],
+            train=[current_train_names(r) for r in records if r["kind"] == "train"],
             evals=[r for r in records if r["kind"] == "eval"],
             diags=[r for r in records if r["kind"] == "diag"],
             info=run,

@@ -43,15 +43,14 @@ def entk_command(
 ) -> None:
     """r_e(K) of the policy's eNTK and the SPHERE proxy r_e(A), on each task's probe batch.
 
-    The probe batches are the ones the runner's diagnostics use (same seeds), so the numbers line up
-    with the run's logged entk/effective_rank.
+    The probe batches are the ones the runner's diagnostics use (same seeds and environments), so
+    with --samples equal to the run's diag_samples the numbers line up with the run's logged
+    entk/effective_rank.
     """
     from sphere_rl.analysis.entk_results import save_entk_records
     from sphere_rl.cli.train import load_run_plugins_or_fail
-    from sphere_rl.continual.evaluation import probe_states
     from sphere_rl.continual.loading import load_agent
-    from sphere_rl.continual.runner import PROBE_STREAM, derive_seed
-    from sphere_rl.envs.registry import task_options
+    from sphere_rl.continual.seeding import probe_batch
     from sphere_rl.metrics import entk_effective_rank, sphere_proxy_rank
 
     if samples < 1:
@@ -83,11 +82,7 @@ def entk_command(
             if task is not None and probe_task != task:
                 continue
             if j not in probes:
-                seed = derive_seed(cfg.seed, PROBE_STREAM, j)
-                options = task_options(probe_task, h1_feet=cfg.h1_feet)
-                probes[j] = probe_states(
-                    probe_task, samples, seed, env_backend=cfg.env_backend, **options
-                )
+                probes[j] = probe_batch(cfg, j, probe_task, samples)
             obs = agent.obs_tensor(probes[j])
             rank = entk_effective_rank(agent.actor, obs, trace_outputs=trace_outputs)
             proxy = sphere_proxy_rank(agent.actor, obs)

@@ -435,10 +435,9 @@ def evaluate_run(
         problem = offscreen_gl_problem()  # before the first episode, not after the evaluation
         if problem is not None:
             fail(problem)
-    from sphere_rl.continual.evaluation import evaluate
     from sphere_rl.continual.loading import load_agent
+    from sphere_rl.continual.seeding import env_options, evaluate_task
     from sphere_rl.continual.video import VIDEO_FORMATS
-    from sphere_rl.envs.registry import task_options
 
     if episodes < 1:
         fail(f"--episodes must be >= 1, got {episodes}")
@@ -459,10 +458,9 @@ def evaluate_run(
         fail(str(err))
     label = "task_XXX_end" if per_task else checkpoint
     results = {
-        j: evaluate(task_agent, tasks[j], episodes, seed, cfg.env_backend,
-                    **task_options(tasks[j], h1_feet=cfg.h1_feet))
+        j: evaluate_task(task_agent, cfg, tasks[j], episodes, seed)
         for j, task_agent in agents.items()
-    }  # fmt: skip
+    }
     if as_json:
         print_json({
             "run_dir": str(run_dir), "checkpoint": label, "episodes": episodes, "seed": seed,
@@ -482,7 +480,7 @@ def evaluate_run(
     for j, task_agent in agents.items():
         path = video / f"{j:02d}-{tasks[j]}.{video_format}"
         try:
-            options = {"every": video_every, **task_options(tasks[j], h1_feet=cfg.h1_feet)}
+            options = {"every": video_every, **env_options(cfg, tasks[j])}
             recorded = _record_with_progress(task_agent, tasks[j], path, seed, options, out_console)
         except RuntimeError as err:
             fail(str(err))

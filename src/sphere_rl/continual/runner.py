@@ -10,7 +10,8 @@ was. The environments are seeded once, at the start of each task. Backends that 
 (envpool) defer the checkpoint to the next iteration at which every environment has just reset, and
 re-seed them there (no episode is cut), in the uninterrupted run as well; if no such moment comes,
 the task end's checkpoint is the next one. Evaluation and diagnostics use their own seeded
-environments and draw no random numbers from the training streams; the release's evaluator
+environments and draw no random numbers from the training streams (every seed and environment
+comes from :mod:`sphere_rl.continual.seeding`); the release's evaluator
 (``eval_protocol: release``) continues each task's eval environments from one evaluation to the
 next, so their snapshots are in every checkpoint too.
 """
@@ -49,12 +50,7 @@ from sphere_rl.continual.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from sphere_rl.continual.evaluation import (
-    evaluate,
-    evaluate_release,
-    probe_states,
-    release_eval_env,
-)
+from sphere_rl.continual.evaluation import evaluate_release
 from sphere_rl.continual.finite import check_agent_state
 from sphere_rl.continual.progress import ProgressDisplay
 from sphere_rl.continual.rundir import (
@@ -68,23 +64,25 @@ from sphere_rl.continual.rundir import (
     remove_stale_temporaries,
     write_eval_csv,
 )
+from sphere_rl.continual.seeding import (
+    agent_seed,
+    derive_seed,
+    eval_seed,
+    evaluate_task,
+    probe_batch,
+    release_eval_envs,
+    run_probe_batch,
+    training_env_seed,
+    training_envs,
+)
 from sphere_rl.continual.tensorboard import TensorBoardLog
 from sphere_rl.continual.tracking import SUMMARY_FILES, Tracker, open_tracker
-from sphere_rl.envs import make_vector_env, resolve_tasks, task_spec
-from sphere_rl.envs.registry import task_options
+from sphere_rl.envs import resolve_tasks, task_spec
 from sphere_rl.envs.vector import SNAPSHOT_FAMILIES, VectorTaskEnv, resolve_backend
 from sphere_rl.interrupts import RunInterrupted, deferred_interrupts, raise_if_requested
 from sphere_rl.methods import build_agent, resolve_method, validate_names
 from sphere_rl.plugins import plugin_records
 from sphere_rl.runtime import keep_freed_memory
-
-# Stream identifiers for derive_seed: each random stream of a run has its own key.
-AGENT_STREAM, ENV_STREAM, EVAL_STREAM, PROBE_STREAM = 1, 2, 3, 4
-
-
-def derive_seed(seed: int, *keys: int) -> int:
-    """A 31-bit seed for one stream of a run, independent of every other stream."""
-    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0] % (2**31 - 1))
 
 
 class ResumeError(RuntimeError):
@@ -376,14 +374,10 @@ class ContinualRunner:
         return self.status
 
     def _run_task(self, t: int) -> None:
-        cfg, task = self.cfg, self.tasks[t]
+        cfg = self.cfg
         if not self.state.task_started:
             self._start_task(t)
-        env = make_vector_env(
-            task, cfg.num_envs, seed=derive_seed(cfg.seed, ENV_STREAM, t),
-            vectorization=cfg.vectorization, backend=cfg.env_backend,
-            **task_options(task, h1_feet=cfg.h1_feet),
-        )  # fmt: skip
+        env = training_envs(cfg, t, self.tasks[t])
         every = max(1, cfg.checkpoint_interval // cfg.steps_per_iteration)  # iterations
         # A checkpoint is owed; envs that cannot snapshot defer it while an episode is running.
         due = False
@@ -391,7 +385,7 @@ class ContinualRunner:
             if self._env_state is not None:
                 obs = self._load_env_state(env)
             else:
-                obs = env.reset(seed=self._env_seed(t, self.state.iteration))
+                obs = env.reset(seed=training_env_seed(cfg, t, self.state.iteration))
             for it in range(self.state.iteration, cfg.iterations_per_task):
                 due = due or it % every == 0
                 if due and self._restored_from == asdict(self.state):
@@ -403,7 +397,7 @@ class ContinualRunner:
                     # No episode is running, so re-seeding cuts nothing; a resumed run re-seeds
                     # the same way, since it cannot restore these envs' random streams.
                     if it > 0:
-                        obs = env.reset(seed=self._env_seed(t, it))
+                        obs = env.reset(seed=training_env_seed(cfg, t, it))
                     self._save_checkpoint()
                     due = False
                 raise_if_requested()  # after the checkpoint above, before new work
@@ -425,17 +419,11 @@ class ContinualRunner:
         self._env_state = None
         return obs
 
-    def _env_seed(self, t: int, it: int) -> int:
-        """Seed of the training envs of task ``t`` when (re)seeded at iteration ``it``: at the task
-        start, and where envs that cannot snapshot are checkpointed."""
-        keys = (ENV_STREAM, t) if it == 0 else (ENV_STREAM, t, it)
-        return derive_seed(self.cfg.seed, *keys)
-
     def _start_task(self, t: int) -> None:
         cfg = self.cfg
         obs_dim, act_dim = _task_dims(self.tasks[t])
         if self.agent is None or cfg.protocol == "rl":
-            torch.manual_seed(derive_seed(cfg.seed, AGENT_STREAM, t if cfg.protocol == "rl" else 0))
+            torch.manual_seed(agent_seed(cfg, t))
             self.agent = build_agent(cfg, obs_dim, act_dim)
             self.initial_actor = {k: v.clone() for k, v in self.agent.actor.state_dict().items()}
         else:  # CRL boundary (release): LR schedule restarts; Adam moments carried unless asked
@@ -495,11 +483,10 @@ class ContinualRunner:
             if self.cfg.eval_protocol == "release":
                 result = self._evaluate_release(j)
             else:
-                seed = derive_seed(self.cfg.seed, EVAL_STREAM, j)
-                result = evaluate(
-                    self.agent, self.tasks[j], self.cfg.eval_episodes, seed, self.cfg.env_backend,
-                    **task_options(self.tasks[j], h1_feet=self.cfg.h1_feet),
-                )  # fmt: skip
+                seed = eval_seed(self.cfg, j)
+                result = evaluate_task(
+                    self.agent, self.cfg, self.tasks[j], self.cfg.eval_episodes, seed
+                )
             record = {
                 "kind": "eval",
                 "eval_kind": kind,
@@ -529,18 +516,15 @@ class ContinualRunner:
         that cannot snapshot (envpool, ``gym:``) are instead re-seeded at every evaluation from
         the task and the number of its earlier evaluations (the restored logs hold it): start
         states still differ between evaluations, and a resume repeats them."""
-        cfg, task = self.cfg, self.tasks[j]
-        env = release_eval_env(
-            task, cfg.eval_episodes, derive_seed(cfg.seed, EVAL_STREAM, j), cfg.env_backend,
-            **task_options(task, h1_feet=cfg.h1_feet),
-        )  # fmt: skip
+        cfg = self.cfg
+        env = release_eval_envs(cfg, j, self.tasks[j])
         try:
             seed = None  # the first reset uses the construction seed
             if env.supports_state and j in self._eval_envs:
                 env.set_state(self._eval_envs[j])
             elif not env.supports_state:
                 done = sum(r["eval_task_index"] == j for r in self.eval_records)
-                seed = derive_seed(cfg.seed, EVAL_STREAM, j, done) if done else None
+                seed = eval_seed(cfg, j, done) if done else None
             result = evaluate_release(self.agent, env, cfg.eval_episodes, seed)
             if env.supports_state:
                 self._eval_envs[j] = env.get_state()
@@ -553,11 +537,7 @@ class ContinualRunner:
 
         cfg = self.cfg
         if t not in self._probes:
-            seed = derive_seed(cfg.seed, PROBE_STREAM, t)
-            self._probes[t] = probe_states(
-                self.tasks[t], cfg.diag_samples, seed, env_backend=cfg.env_backend,
-                **task_options(self.tasks[t], h1_feet=cfg.h1_feet),
-            )  # fmt: skip
+            self._probes[t] = probe_batch(cfg, t, self.tasks[t], cfg.diag_samples)
         probes = {"": self._probes[t]}
         if cfg.diag_fixed_probe:
             probes["fixed/"] = self._fixed_probe()
@@ -577,24 +557,10 @@ class ContinualRunner:
             self.progress.update(self.state.global_step, rank=f"{rank:.1f}")
 
     def _fixed_probe(self) -> np.ndarray:
-        """One probe batch for the whole run: ``diag_samples`` states split evenly over every
-        task of the sequence, each share drawn from that task's own probe stream."""
+        """The run-wide probe batch (:func:`~sphere_rl.continual.seeding.run_probe_batch`), built
+        once."""
         if self._fixed is None:
-            n_tasks = len(self.tasks)
-            shares = np.diff(np.linspace(0, self.cfg.diag_samples, n_tasks + 1).round()).astype(int)
-            self._fixed = np.concatenate(
-                [
-                    probe_states(
-                        task,
-                        int(share),
-                        derive_seed(self.cfg.seed, PROBE_STREAM, j),
-                        env_backend=self.cfg.env_backend,
-                        **task_options(task, h1_feet=self.cfg.h1_feet),
-                    )
-                    for j, (task, share) in enumerate(zip(self.tasks, shares, strict=True))
-                    if share > 0
-                ]
-            )
+            self._fixed = run_probe_batch(self.cfg, self.tasks)
         return self._fixed
 
     # ----------------------------------------------------------------------------- persistence

@@ -6,6 +6,7 @@ from sphere_rl.regularizers.combine import (
     combine_flat_gradients,
     combine_parameter_gradients,
     penalty_coefficient,
+    penalty_scale,
 )
 from sphere_rl.regularizers.sphere import (
     VARIANTS,
@@ -27,6 +28,7 @@ __all__ = [
     "gate_penalty",
     "gradient_factor_features",
     "penalty_coefficient",
+    "penalty_scale",
     "per_expert_penalty",
     "routed_sphere_penalty",
     "routing_weighted_features",

@@ -1,17 +1,39 @@
 """How a regularizer's gradient is combined with the base (policy) loss's gradient.
 
-SPHERE sets its strength relative to the policy loss rather than as a raw constant:
+SPHERE sets its strength relative to the policy loss rather than as a raw constant. The quantities,
+named the same from the configuration to the logs (this is the one place that defines them):
 
-* ``fixed``: ``∇(L_base + λ L_reg)``.
-* ``loss``: ``λ = ρ |L_base| / (L_reg + ε)`` treated as a constant (no gradient through the ratio).
-* ``grad``: ``g_b + ρ ‖g_b‖ / (‖g_s‖ + ε) · g_s`` with ``g_b = ∇L_base`` and ``g_s = ∇L_reg``, so the
-  penalty's contribution always has norm ``ρ ‖g_b‖`` (the setting of the paper's HumanoidBench runs).
+* ``rho`` (ρ): a *ratio*, SPHERE's strength (``ExperimentConfig.rho``; with ``sphere_mode:
+  fixed`` the same key is λ): how strong the penalty is relative to the policy loss (loss mode)
+  or to the policy gradient's norm (grad mode).
+* ``coef``: the number a regularizer asks for (``ActorRegularizer.coef``): λ in ``fixed`` mode,
+  ρ in ``loss`` and ``grad`` mode. SPHERE's ``coef`` is ``ExperimentConfig.rho``; its separate
+  gate penalty's is ``sphere_gating_ratio``.
+* ``scale`` (s): the multiplier applied to the penalty on one minibatch, computed from ``coef``:
 
-With ``pcgrad=True``, the release's order: the penalty gradient is first scaled (to norm
-``ρ ‖g_b‖`` in grad mode, by ``λ`` in fixed and loss mode), then, if it conflicts with the base
-gradient (negative dot product), its component along ``g_b`` is removed (Yu et al. 2020). The
-applied norm is therefore ``≤ ρ ‖g_b‖`` in grad mode, ``≤ λ ‖g_s‖`` otherwise. PCGrad needs the two
-gradients apart, so it costs a second backward pass in every mode.
+  * ``fixed``: ``s = λ``; the update follows ``∇(L_base + s L_reg)``.
+  * ``loss``: ``s = ρ |L_base| / (L_reg + ε)``, treated as a constant (no gradient through the
+    ratio); the update follows ``∇(L_base + s L_reg)``.
+  * ``grad``: ``s = ρ ‖g_b‖ / (‖g_s‖ + ε)`` with ``g_b = ∇L_base`` and ``g_s = ∇L_reg``; the update
+    is ``g_b + s g_s``, so the penalty's contribution always has norm ``ρ ‖g_b‖`` (the setting of
+    the paper's HumanoidBench runs).
+
+  The training log records each penalty's per-minibatch ``s`` (iteration mean) as
+  ``reg/<name>_scale``, next to the penalty ``reg/<name>`` and, where gradients are combined
+  apart, ``reg/<name>_cos`` (the cosine of ``g_b`` and ``g_s``). Runs written before this name
+  logged the same number as ``reg/<name>_coef``; :mod:`sphere_rl.analysis.runs` reads both.
+
+With ``pcgrad=True``, the release's order: the penalty gradient is first scaled (``s g_s``, of norm
+``ρ ‖g_b‖`` in grad mode), then, if it conflicts with the base gradient (negative dot product), its
+component along ``g_b`` is removed (Yu et al. 2020). The applied norm is therefore ``≤ ρ ‖g_b‖`` in
+grad mode, ``≤ s ‖g_s‖`` otherwise. PCGrad needs the two gradients apart, so it costs a second
+backward pass in every mode.
+
+Host synchronisation (it costs time on a GPU): :func:`penalty_scale` and
+:func:`combine_flat_gradients` stay on the device. :func:`combine_penalty_gradients` (PPO's path
+for a regularizer in grad mode or with PCGrad, and behind :func:`combine_parameter_gradients`,
+:func:`backward_penalties` and :func:`apply_regularized_gradients` in those modes) reads numbers
+back to the host; its docstring lists them.
 
 Several penalties, each with its own scale (SPHERE's feature and gate penalties in the release),
 combine as ``g_b + Σ_i u_i`` (:func:`combine_penalty_gradients`).
@@ -67,13 +89,14 @@ def _accumulate(params: Sequence[Tensor], flat: Tensor) -> None:
         offset += n
 
 
-def penalty_coefficient(mode: str, coef: float, base_loss: Tensor, reg_loss: Tensor) -> Tensor:
-    """The constant ``λ`` that folds a penalty into the loss as ``L_base + λ L_reg``.
+def penalty_scale(mode: str, coef: float, base_loss: Tensor, reg_loss: Tensor) -> Tensor:
+    """The constant scale ``s`` that folds a penalty into the loss as ``L_base + s L_reg``.
 
     Args:
-        mode: ``"fixed"`` (``λ = coef``) or ``"loss"`` (``λ = coef · |L_base| / (L_reg + ε)``).
-        coef: λ or ρ.
-        base_loss, reg_loss: scalar losses; only their values are read (``λ`` carries no gradient).
+        mode: ``"fixed"`` (``s = λ = coef``) or ``"loss"`` (``s = ρ |L_base| / (L_reg + ε)``,
+            ``ρ = coef``).
+        coef: λ or ρ (see the module docstring).
+        base_loss, reg_loss: scalar losses; only their values are read (``s`` carries no gradient).
 
     Returns:
         A 0-dim tensor (no host synchronisation).
@@ -82,7 +105,11 @@ def penalty_coefficient(mode: str, coef: float, base_loss: Tensor, reg_loss: Ten
         return torch.as_tensor(coef, dtype=reg_loss.dtype, device=reg_loss.device)
     if mode == "loss":
         return coef * base_loss.detach().abs() / (reg_loss.detach() + EPS)
-    raise ValueError(f"penalty_coefficient needs mode 'fixed' or 'loss', got {mode!r}")
+    raise ValueError(f"penalty_scale needs mode 'fixed' or 'loss', got {mode!r}")
+
+
+# The name this function had before ``scale`` was the one word for s.
+penalty_coefficient = penalty_scale
 
 
 def combine_flat_gradients(
@@ -97,15 +124,16 @@ def combine_flat_gradients(
     Args:
         base_grad: ``(P,)`` gradient of the base loss.
         reg_grad: ``(P,)`` gradient of the regularizer.
-        rho: target ratio of the applied penalty gradient's norm to ``‖base_grad‖``.
+        rho: ρ, the target ratio of the applied penalty gradient's norm to ``‖base_grad‖``.
         pcgrad: after scaling, remove the component of the scaled penalty gradient along
             ``base_grad`` if the two conflict (the release's order: scale, then project).
-        scale: a constant scale ``s`` (λ of fixed and loss mode) instead of the norm ratio.
+        scale: a constant scale ``s`` (fixed and loss mode's) instead of the norm ratio.
 
     Returns:
-        ``(combined (P,), stats)``: stats are 0-dim tensors (``cos``, ``coef`` = the scale ``s``,
-        ``base_grad_norm``, ``reg_grad_norm``). The applied penalty gradient has norm
-        ``rho · ‖base_grad‖`` (up to ``ε``), or less when PCGrad removed a conflicting component.
+        ``(combined (P,), stats)``: stats are 0-dim tensors (``cos``, ``scale`` = ``s``,
+        ``base_grad_norm``, ``reg_grad_norm``), never read back to the host. The applied penalty
+        gradient has norm ``rho · ‖base_grad‖`` (up to ``ε``), or less when PCGrad removed a
+        conflicting component.
     """
     base_norm, reg_norm = base_grad.norm(), reg_grad.norm()
     dot = torch.dot(base_grad, reg_grad)
@@ -120,7 +148,7 @@ def combine_flat_gradients(
         applied = applied - along * base_grad
     stats = {
         "cos": dot / (base_norm * reg_norm + EPS),
-        "coef": scale,
+        "scale": scale,
         "base_grad_norm": base_norm,
         "reg_grad_norm": reg_norm,
     }
@@ -147,7 +175,8 @@ def combine_parameter_gradients(
         scale: a constant scale ``s`` instead of the norm ratio (loss and fixed mode with PCGrad).
 
     Returns:
-        ``(combined gradients, stats)`` as :func:`combine_flat_gradients`.
+        ``(combined gradients, stats)`` as :func:`combine_flat_gradients`, but floats: this path
+        reads them back to the host (:func:`combine_penalty_gradients`).
     """
     combined, (stats,) = combine_penalty_gradients(base_grads, [(reg_grads, rho, scale)], pcgrad)
     return combined, stats
@@ -173,8 +202,10 @@ def combine_penalty_gradients(
         pcgrad: project conflicting penalty gradients.
 
     Returns:
-        ``(combined gradients, one stats dict per penalty)``: ``cos``, ``coef`` (= ``s_i``),
-        ``base_grad_norm``, ``reg_grad_norm`` as floats.
+        ``(combined gradients, one stats dict per penalty)``: ``cos``, ``scale`` (= ``s_i``),
+        ``base_grad_norm``, ``reg_grad_norm`` as floats. Host synchronisation: each of the four,
+        ``s_i`` itself (the in-place add's ``alpha``), with ``pcgrad`` the sign of ``g_b·g_i``, and
+        once the PCGrad factor on ``g_b``, are read back from the device one by one.
     """
     base_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(base_grads)))
     terms, all_stats = [], []
@@ -191,7 +222,7 @@ def combine_penalty_gradients(
         all_stats.append(
             {
                 "cos": float(dot / (base_norm * reg_norm + EPS)),
-                "coef": float(scale),
+                "scale": float(scale),
                 "base_grad_norm": float(base_norm),
                 "reg_grad_norm": float(reg_norm),
             }
@@ -227,7 +258,7 @@ def backward_penalties(
         pcgrad: project conflicting penalty gradients off ``g_b``.
 
     Returns:
-        One stats dict per penalty.
+        One stats dict per penalty, as :func:`combine_penalty_gradients` (which synchronises).
     """
     reg_grads = [
         list(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True))
@@ -259,23 +290,24 @@ def apply_regularized_gradients(
         base_loss: scalar base objective (e.g. the PPO policy loss).
         reg_loss: scalar regularizer (e.g. :func:`~sphere_rl.regularizers.sphere_loss`).
         mode: ``"fixed"`` (``coef`` is λ), ``"loss"`` or ``"grad"`` (``coef`` is ρ).
-        coef: λ or ρ, depending on ``mode``.
+        coef: λ or ρ, depending on ``mode`` (see the module docstring).
         pcgrad: PCGrad projection of a conflicting penalty gradient, in any mode: the penalty's
             gradient is scaled by the mode's coefficient first (``λ`` in fixed and loss mode), then
             loses its component along the base gradient if the two conflict.
 
     Returns:
-        Statistics for logging: the effective coefficient ``coef`` and, when the gradients are
-        combined separately (grad mode, PCGrad), gradient norms and their cosine (floats);
-        otherwise ``coef`` as a 0-dim tensor (no host synchronisation).
+        Statistics for logging: the applied ``scale`` ``s`` and, when the gradients are combined
+        separately (grad mode, PCGrad), gradient norms and their cosine, as floats read back from
+        the device (:func:`combine_penalty_gradients`); otherwise ``scale`` alone as a 0-dim tensor
+        (no host synchronisation).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     params = [p for p in params if p.requires_grad]
     if mode == "grad" or pcgrad:
-        scale = None if mode == "grad" else penalty_coefficient(mode, coef, base_loss, reg_loss)
+        scale = None if mode == "grad" else penalty_scale(mode, coef, base_loss, reg_loss)
         (stats,) = backward_penalties(params, base_loss, [(reg_loss, coef, scale)], pcgrad)
         return stats
-    lam = penalty_coefficient(mode, coef, base_loss, reg_loss)
-    _accumulate(params, _flat_grad(base_loss + lam * reg_loss, params, retain_graph=False))
-    return {"coef": lam}
+    scale = penalty_scale(mode, coef, base_loss, reg_loss)
+    _accumulate(params, _flat_grad(base_loss + scale * reg_loss, params, retain_graph=False))
+    return {"scale": scale}

@@ -15,19 +15,22 @@ class SphereRegularizer:
     """The SPHERE penalty on each minibatch's forward pass.
 
     Defaults follow the authors' HumanoidBench runs: last hidden expert layer, routing-weighted,
-    concatenated; gradient-norm-ratio combination with ρ = 1e-3.
+    concatenated; gradient-norm-ratio combination with ρ = 1e-3. ``coef`` is ρ
+    (``ExperimentConfig.rho``; λ in ``fixed`` mode), from which each minibatch's scale ``s`` is
+    computed (:mod:`sphere_rl.regularizers.combine` defines the three).
 
     ``gating_ratio`` adds the release's gate penalty on top of the feature penalty (both on at
     once; 0, the release's default, turns it off). With ``gate_scale="own"`` (the release) it is a
-    second penalty with its own scale: ratio ``gating_ratio`` in the same ``mode`` (loss mode
-    ``λ_gate = r·|L_base| / L_gate``, grad mode ``s_gate = r·‖g_base‖ / ‖g_gate‖``, fixed mode
-    ``λ_gate = r``). ``"shared"`` folds it into the feature penalty,
-    ``L = L_SPHERE + gating_ratio · L_gate``, combined with the policy loss by ``coef`` as one.
+    second penalty, ``<name>_gate``, with ``coef = gating_ratio`` in the same ``mode`` and so its
+    own scale (loss mode ``s_gate = r·|L_base| / L_gate``, grad mode
+    ``s_gate = r·‖g_base‖ / ‖g_gate‖``, fixed mode ``s_gate = r``). ``"shared"`` folds it into the
+    feature penalty, ``L = L_SPHERE + gating_ratio · L_gate``, combined with the policy loss by
+    ``coef`` as one.
     """
 
     variant: str = "last"
     mode: str = "grad"
-    coef: float = 1e-3
+    coef: float = 1e-3  # ρ (λ in fixed mode)
     pcgrad: bool = False
     gating_ratio: float = 0.0
     gate_scale: str = "own"  # "own" (release) | "shared"
@@ -41,8 +44,8 @@ class SphereRegularizer:
     def penalty_terms(
         self, output: PolicyOutput, obs: Tensor, agent: object
     ) -> list[tuple[str, Tensor, float]]:
-        """``(name, penalty, coefficient)``: the gate penalty apart with its own ratio (``own``),
-        or one penalty (``shared``, or no gate penalty)."""
+        """``(name, penalty, coef)``: the gate penalty apart with its own ratio (``own``), or one
+        penalty (``shared``, or no gate penalty)."""
         if self.gate_scale == "shared" or self.gating_ratio == 0:
             return [(self.name, self.penalty(output, obs, agent), self.coef)]
         feature, gate = self._penalties(output, agent)
