@@ -1,6 +1,8 @@
 """``--track wandb|mlflow``: tiny real runs logged with the real packages, offline, read back from
-what each package wrote; a missing package is one line and exit 2; the run's identity is the same
-with and without tracking."""
+what each package wrote (also after a real ``sphere sweep`` on a local Ray); the run's figures are
+drawn into its directory and logged; a figure that cannot be drawn is a warning, not a failure; a
+missing package is one line and exit 2; the run's identity is the same with and without
+tracking."""
 
 import json
 import math
@@ -17,6 +19,8 @@ from sphere_rl.continual.rundir import read_jsonl
 from sphere_rl.continual.runner import run_dir_name
 from sphere_rl.sweep.ray_runner import train_run
 
+# The figures a tracked tiny run gets: TINY_RUN evaluates, and its SPHERE actor has the proxy rank.
+FIGURES = {"success", "plasticity"}
 BOOKKEEPING = {"global_step", "task_index", "iteration", "train_task_index", "eval_task_index",
                "episodes"}  # fmt: skip
 
@@ -65,6 +69,23 @@ def _same(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> bool:
     )
 
 
+def _drawn(run_dir: Path) -> dict[str, bytes]:
+    """The run's figures (``<run_dir>/figures/<name>.png``) by name."""
+    return {p.stem: p.read_bytes() for p in (run_dir / "figures").glob("*")}
+
+
+def _mlflow_figures(client, run_id: str) -> dict[str, bytes]:
+    """The figures logged as artifacts of the MLflow run, downloaded through the client."""
+    import mlflow.artifacts
+
+    paths = [a.path for a in client.list_artifacts(run_id, "figures")]
+    uri = client.get_run(run_id).info.artifact_uri
+    return {
+        Path(p).stem: Path(mlflow.artifacts.download_artifacts(f"{uri}/{p}")).read_bytes()
+        for p in paths
+    }
+
+
 def _mlflow(run_dir: Path):
     from mlflow.tracking import MlflowClient
 
@@ -82,9 +103,16 @@ def test_mlflow_logs_config_every_scalar_and_the_summary(tmp_path, offline):
     assert run_dir.name == run_dir_name(build_config(TINY_RUN))
     config = json.loads((run_dir / "config.json").read_text())
     assert "track" not in config
-
-    client, run_id = _mlflow(run_dir)
+    _, run_id = _mlflow(run_dir)
     assert f"tracked: mlflow run {run_id} in file:" in result.text
+    _check_mlflow_run(run_dir)
+
+
+def _check_mlflow_run(run_dir: Path) -> None:
+    """The MLflow run of ``run_dir``, read back with MLflow's client, holds the run's config as
+    params, every scalar of metrics.jsonl as a metric history, its summary files and figures."""
+    client, run_id = _mlflow(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == run_dir.name
@@ -102,6 +130,55 @@ def test_mlflow_logs_config_every_scalar_and_the_summary(tmp_path, offline):
     assert "eval/average_success" in run.data.metrics  # TensorBoard's derived metric too
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"config.json", "run.json", "status.json", "eval.csv"} <= artifacts
+    figures = _drawn(run_dir)
+    assert set(figures) == FIGURES
+    assert all(png.startswith(b"\x89PNG") for png in figures.values())
+    assert _mlflow_figures(client, run_id) == figures
+
+
+@pytest.mark.slow
+def test_sweep_tracks_every_run_through_ray(tmp_path, offline):
+    """A real ``sphere sweep --track mlflow`` of two tiny runs on a local Ray instance: each
+    worker logs its run into the run's own MLflow file store."""
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({k: v for k, v in TINY_RUN.items() if k != "method"}))
+    out = tmp_path / "runs"
+    command = [sys.executable, "-m", "sphere_rl.cli.app", "sweep", "--config", str(config),
+               "--out", str(out), "--num-cpus", "2", "--methods", "sphere", "--seeds", "0-1",
+               "--protocols", "crl", "--track", "mlflow"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_dirs = sorted(p.parent for p in out.glob("*/config.json"))
+    assert [json.loads((d / "config.json").read_text())["seed"] for d in run_dirs] == [0, 1]
+    for run_dir in run_dirs:
+        assert "warning:" not in (run_dir / "sweep.log").read_text()
+        _check_mlflow_run(run_dir)
+
+
+def test_a_figure_that_cannot_be_drawn_is_a_warning_and_the_run_finishes(
+    tmp_path, offline, monkeypatch
+):
+    from sphere_rl.analysis import plots
+
+    def broken(*args, **kwargs):
+        plots.plt.figure()  # left half-drawn: must be closed
+        raise RuntimeError("no plasticity\ntoday")
+
+    monkeypatch.setattr(plots, "draw_plasticity", broken)
+    before = plots.plt.get_fignums()
+    result, out = _train(tmp_path, "--track", "mlflow")
+    assert result.exit_code == 0, result.output
+    (run_dir,) = out.iterdir()
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: figure plasticity of {run_dir} was not drawn"
+                        " (RuntimeError: no plasticity today)"]  # fmt: skip
+    assert plots.plt.get_fignums() == before
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "finished"
+    client, run_id = _mlflow(run_dir)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert set(_drawn(run_dir)) == {"success"}
+    assert _mlflow_figures(client, run_id) == _drawn(run_dir)
 
 
 def test_a_resumed_run_continues_its_mlflow_run(interrupted_run, offline):
@@ -156,7 +233,7 @@ def test_wandb_offline_logs_config_every_scalar_and_the_summary(tmp_path, offlin
     run_id = json.loads((run_dir / "tracking.json").read_text())["wandb"]["id"]
     (offline_dir,) = (run_dir / "wandb").glob(f"offline-run-*-{run_id}")  # offline: no login
 
-    config, history, project, exit_code = {}, {}, None, None
+    config, history, images, project, exit_code = {}, {}, {}, None, None
     for record in _wandb_records(offline_dir / f"run-{run_id}.wandb"):
         kind = record.WhichOneof("record_type")
         if kind == "run":
@@ -167,7 +244,11 @@ def test_wandb_offline_logs_config_every_scalar_and_the_summary(tmp_path, offlin
         elif kind == "history":
             row = {_key(i): json.loads(i.value_json) for i in record.history.item}
             for tag, value in row.items():
-                history.setdefault(tag, []).append((row["global_step"], float(value)))
+                if tag.startswith("figures/"):  # an image: figures/<name>/<field>, flattened
+                    _, name, field = tag.split("/")
+                    images.setdefault(name, {})[field] = (row["global_step"], value)
+                else:
+                    history.setdefault(tag, []).append((row["global_step"], float(value)))
         elif kind == "exit":
             exit_code = record.exit.exit_code
     assert project == "sphere-rl"
@@ -178,6 +259,13 @@ def test_wandb_offline_logs_config_every_scalar_and_the_summary(tmp_path, offlin
         assert _same(history.get(tag, []), values), tag
     files = {p.name for p in (offline_dir / "files").iterdir()}
     assert {"config.json", "run.json", "status.json", "eval.csv"} <= files
+    figures = _drawn(run_dir)
+    assert set(figures) == set(images) == FIGURES
+    last_step = json.loads((run_dir / "status.json").read_text())["global_step"]
+    for name, image in images.items():
+        assert image["_type"] == (last_step, "image-file")
+        _, path = image["path"]
+        assert (offline_dir / "files" / path).read_bytes() == figures[name], name
 
 
 def test_sweep_worker_tracks_its_run(tmp_path, offline):
@@ -229,3 +317,14 @@ def test_dry_run_names_the_same_directory_with_and_without_track(tmp_path, offli
     assert plain.output == tracked.output
     name = run_dir_name(build_config(TINY_RUN))
     assert name in plain.text and config_hash(build_config(TINY_RUN).to_dict()) in name
+
+
+def test_untracked_runs_draw_no_figures_and_import_no_matplotlib(finished_run):
+    """Figures are the trackers' business: an untracked run gets none, and training without a
+    tracker never imports matplotlib (it is imported once a tracked run has finished)."""
+    assert not (finished_run / "figures").exists()
+    code = ("import sys, sphere_rl.cli.app, sphere_rl.continual.runner, sphere_rl.sweep.ray_runner\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -19,6 +19,7 @@ Layout of a run directory::
     entk.json            ``sphere entk`` results (read-merge-written under ``.entk.json.lock``)
     tb/                  TensorBoard events
     tracking.json        ``--track``: the W&B / MLflow run ids (continued on resume); wandb/, mlruns/
+    figures/             ``--track``, once finished: the run's figures (success.png, plasticity.png)
     checkpoints/latest.pt, checkpoints/task_XXX_end.pt
 """
 

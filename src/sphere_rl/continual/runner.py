@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -76,7 +77,7 @@ from sphere_rl.continual.seeding import (
     training_envs,
 )
 from sphere_rl.continual.tensorboard import TensorBoardLog
-from sphere_rl.continual.tracking import SUMMARY_FILES, Tracker, open_tracker
+from sphere_rl.continual.tracking import Tracker, log_finished_run, open_tracker
 from sphere_rl.envs import resolve_tasks, task_spec
 from sphere_rl.envs.vector import SNAPSHOT_FAMILIES, VectorTaskEnv, resolve_backend
 from sphere_rl.interrupts import RunInterrupted, deferred_interrupts, raise_if_requested
@@ -287,7 +288,7 @@ class ContinualRunner:
         The segment of run.json this session opened gets its end, step and outcome (finished,
         failed or interrupted) however training ends. ``track``: also log to this experiment
         tracker (:data:`~sphere_rl.continual.tracking.TRACKERS`), which gets the run's summary
-        files once it finishes."""
+        files and figures once it finishes."""
         try:
             if track is not None and self.status.get("state") != "finished":
                 self.tracker = open_tracker(track, self.run_dir, self.cfg.to_dict())
@@ -305,17 +306,17 @@ class ContinualRunner:
         return status
 
     def _close_tracker(self, outcome: str, propagating: bool = False) -> None:
-        """Give a finished run's summary files to the tracker, then close it. While another error
-        propagates, a tracker's failure is not allowed to replace it."""
+        """Give a finished run's summary files and figures to the tracker, then close it. A figure
+        that cannot be drawn is a one-line warning on stderr. While another error propagates, a
+        tracker's failure is not allowed to replace it."""
         tracker, self.tracker = self.tracker, None
         if tracker is None:
             return
         self.tracked = tracker.description
         try:
             if outcome == "finished":
-                for name in SUMMARY_FILES:
-                    if (self.run_dir / name).is_file():
-                        tracker.log_artifact(self.run_dir / name)
+                for problem in log_finished_run(tracker, self.run_dir, self.state.global_step):
+                    print(f"warning: {problem}", file=sys.stderr, flush=True)
             tracker.close(outcome)
         except Exception:
             if not propagating:

@@ -2,7 +2,8 @@
 
 A tracker receives what TensorBoard receives (the resolved configuration, then every scalar of
 ``metrics.jsonl`` under its TensorBoard tag, with ``global_step`` as the step) and, when a run
-finishes, its summary files (config.json, run.json, status.json, eval.csv). The tracker packages
+finishes, its summary files (config.json, run.json, status.json, eval.csv) and its figures, drawn
+into ``<run_dir>/figures/`` (:mod:`sphere_rl.analysis.run_figures`). The tracker packages
 are optional extras, imported only when chosen. Tracking is not part of a run's configuration:
 ``--track`` leaves the config hash, and so the run directory's name, unchanged.
 
@@ -41,6 +42,8 @@ DEFAULT_PROJECT = "sphere-rl"
 _MODULES = {"wandb": "wandb", "mlflow": "mlflow"}
 # The files of a finished run that a tracker keeps beside its scalars.
 SUMMARY_FILES = ("config.json", "run.json", "status.json", "eval.csv")
+# Where figures go in a tracker: W&B keys figures/<name>, MLflow artifacts figures/<name>.png.
+FIGURE_PREFIX = "figures/"
 # MLflow's limits on one log_batch call.
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH = 100, 1000
 
@@ -60,6 +63,10 @@ class Tracker(Protocol):
     def log_scalars(self, scalars: dict[str, float], step: int) -> None: ...
 
     def log_artifact(self, path: Path) -> None: ...
+
+    def log_figure(self, path: Path, step: int) -> None:
+        """Log the image file ``path`` (a PNG) as the figure named after its stem."""
+        ...
 
     def close(self, outcome: str) -> None:
         """``outcome``: finished, failed or interrupted."""
@@ -82,6 +89,22 @@ def open_tracker(name: str, run_dir: Path, config: dict[str, Any]) -> Tracker:
     tracker: Tracker = (WandbTracker if name == "wandb" else MlflowTracker)(run_dir)
     tracker.log_config(config)
     return tracker
+
+
+def log_finished_run(tracker: Tracker, run_dir: Path, step: int) -> tuple[str, ...]:
+    """Give a finished run's summary files and figures to ``tracker``; ``step``: the run's last
+    global step. Returns one warning line per figure that could not be drawn (the run is finished
+    all the same)."""
+    # matplotlib is imported here, by a tracked run only, once it has finished.
+    from sphere_rl.analysis.run_figures import draw_run_figures
+
+    for name in SUMMARY_FILES:
+        if (run_dir / name).is_file():
+            tracker.log_artifact(run_dir / name)
+    figures = draw_run_figures(run_dir)
+    for path in figures.written:
+        tracker.log_figure(path, step)
+    return figures.problems
 
 
 def _import(name: str) -> Any:
@@ -164,6 +187,11 @@ class WandbTracker:
         # a copy keeps the file as it was when logged.
         shutil.copy2(path, Path(self.run.dir) / Path(path).name)
 
+    def log_figure(self, path: Path, step: int) -> None:
+        # wandb.Image copies the file into the run's media/, shown in the W&B UI's image panels.
+        image = _import("wandb").Image(str(path))
+        self.run.log({f"{FIGURE_PREFIX}{Path(path).stem}": image, "global_step": step})
+
     def close(self, outcome: str) -> None:
         self.run.finish(exit_code=0 if outcome == "finished" else 1)
 
@@ -240,6 +268,9 @@ class MlflowTracker:
 
     def log_artifact(self, path: Path) -> None:
         self.client.log_artifact(self.run_id, str(path))
+
+    def log_figure(self, path: Path, step: int) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path=FIGURE_PREFIX.rstrip("/"))
 
     def close(self, outcome: str) -> None:
         status = {"finished": "FINISHED", "interrupted": "KILLED"}.get(outcome, "FAILED")
