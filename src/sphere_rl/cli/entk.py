@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sphere_rl.cli.common import fail
+from sphere_rl.cli.common import fail, load_run_plugins_or_fail
 from sphere_rl.cli.output import make_console, name_table, print_json
 
 console = make_console()
@@ -47,7 +47,6 @@ def entk_command(
     with the run's logged entk/effective_rank.
     """
     from sphere_rl.analysis.entk_results import save_entk_records
-    from sphere_rl.cli.train import load_run_plugins_or_fail
     from sphere_rl.continual.evaluation import probe_states
     from sphere_rl.continual.loading import load_agent
     from sphere_rl.continual.runner import PROBE_STREAM, derive_seed
