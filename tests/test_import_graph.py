@@ -7,6 +7,9 @@ a top-level one. ``from package import name`` is an edge to ``package.name`` whe
 and to ``package`` otherwise; relative imports are resolved against the importing module. Imports
 by string (``importlib.import_module``) are not seen.
 
+Command modules of ``sphere_rl.cli`` (those with a ``register(app)``) import none of each other:
+what several commands need lives in ``cli/common.py``.
+
 To list the edges of a module by hand: ``python tests/test_import_graph.py sphere_rl.envs.vector``.
 """
 
@@ -187,6 +190,28 @@ def test_no_import_circles() -> None:
     assert not found, "import circles (each module needs the others, directly or not):\n" + (
         "\n".join(f"  circle of {describe(c, edges)}" for c in found)
     )
+
+
+def command_modules(modules: Mapping[str, Path]) -> set[str]:
+    """The modules of ``sphere_rl.cli`` that define commands: those with a top-level
+    ``register(app)`` function (app.py, which calls them all, has none)."""
+    found = set()
+    for name, path in modules.items():
+        if not name.startswith(f"{PACKAGE}.cli."):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        if any(isinstance(n, ast.FunctionDef) and n.name == "register" for n in tree.body):
+            found.add(name)
+    return found
+
+
+def test_no_command_module_imports_another() -> None:
+    """What several commands need lives in a shared module (cli/common.py), so that a command
+    module can change without breaking another."""
+    commands = command_modules(find_modules(SRC))
+    assert {f"{PACKAGE}.cli.{name}" for name in ("train", "sweep", "methods", "entk")} <= commands
+    crossing = [str(e) for e in import_graph() if e.source in commands and e.target in commands]
+    assert not crossing, "command modules importing one another:\n  " + "\n  ".join(crossing)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""What every command shares: how a user's mistake ends the command, and reading --config files.
+"""What several commands share: how a user's mistake ends the command, reading --config files and
+KEY=VALUE overrides, loading --plugin modules and checking --track.
 
 A user's mistake (a bad flag, file or run directory) ends with one message and exit code 2; a bug
 keeps its traceback. Commands catch only the error types that mean a mistake.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NoReturn
 
 import click
@@ -17,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from sphere_rl.continual.rundir import FULL_DISK_ERRNOS, is_storage_error
+from sphere_rl.continual.rundir import FULL_DISK_ERRNOS, RunFileError, is_storage_error, read_json
 
 err_console = Console(stderr=True, soft_wrap=True)  # a message stays one line in logs
 
@@ -144,3 +146,41 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             parsed[key] = text
     return parsed
+
+
+def check_tracker_or_fail(track: str) -> None:
+    """Exit 2 with one line if ``--track`` names no tracker or its package is not installed."""
+    from sphere_rl.continual.tracking import TrackerUnavailable, check_tracker
+
+    try:
+        check_tracker(track)
+    except (TrackerUnavailable, ValueError) as err:
+        fail(str(err))
+
+
+def load_plugins_or_fail(specs: list[str] | None) -> list[ModuleType]:
+    """Import the ``--plugin`` modules; a missing or broken one is a user error (exit 2)."""
+    from sphere_rl.plugins import PluginError, load_plugins
+
+    try:
+        return load_plugins(specs or [])
+    except PluginError as err:
+        fail(str(err))
+
+
+def load_run_plugins_or_fail(specs: list[str] | None, run_dir: Path) -> list[ModuleType]:
+    """The ``--plugin`` modules if any are given, else the plug-ins ``run_dir`` recorded in its
+    run.json, checked to be where they were with the same bytes (exit 2 saying what changed)."""
+    from sphere_rl.plugins import PluginError, load_recorded_plugins
+
+    if specs:
+        return load_plugins_or_fail(specs)
+    try:
+        run_info = read_json(run_dir / "run.json")
+    except RunFileError:  # not a run, or damaged: the caller says so
+        return []
+    try:
+        records = run_info.get("plugins", []) if isinstance(run_info, dict) else []
+        return load_recorded_plugins(records, run_dir)
+    except PluginError as err:
+        fail(str(err))

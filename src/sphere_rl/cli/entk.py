@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sphere_rl.cli.common import fail
+from sphere_rl.cli.common import fail, load_run_plugins_or_fail
 from sphere_rl.cli.output import make_console, name_table, print_json
 
 console = make_console()
@@ -48,7 +48,6 @@ def entk_command(
     entk/effective_rank.
     """
     from sphere_rl.analysis.entk_results import save_entk_records
-    from sphere_rl.cli.train import load_run_plugins_or_fail
     from sphere_rl.continual.loading import load_agent
     from sphere_rl.continual.seeding import probe_batch
     from sphere_rl.metrics import entk_effective_rank, sphere_proxy_rank

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from sphere_rl.cli.common import fail
+from sphere_rl.cli.common import fail, load_plugins_or_fail
 from sphere_rl.cli.output import make_console, name_table
 from sphere_rl.config import PRESETS
 
@@ -29,7 +29,6 @@ def methods(
     ] = "cw10",
 ) -> None:
     """List the methods (--method), the architectures (--arch) and the plug-ins (--reg)."""
-    from sphere_rl.cli.train import load_plugins_or_fail
     from sphere_rl.config import build_config
     from sphere_rl.methods import ARCHS, COMPONENTS, METHODS, method_settings
 

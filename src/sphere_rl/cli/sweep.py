@@ -7,22 +7,28 @@ import os
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from sphere_rl.cli.common import (
     ASSIGNMENTS_HELP,
     check_out_dir,
+    check_tracker_or_fail,
     err_console,
     fail,
+    load_plugins_or_fail,
     parse_assignments,
     read_config_file,
 )
+from sphere_rl.cli.flags import config_flags
 from sphere_rl.cli.output import make_console, name_table
-from sphere_rl.config import CHOICES, PRESETS
+from sphere_rl.config import CHOICES, PRESETS, ConfigError, ExperimentConfig
 from sphere_rl.envs.registry import BENCHMARKS
 from sphere_rl.methods import METHODS
+
+if TYPE_CHECKING:
+    from sphere_rl.sweep import PlannedRun
 
 console = make_console()
 Opt = typer.Option
@@ -34,6 +40,7 @@ def register(app: typer.Typer) -> None:
 
 
 def sweep(
+    ctx: typer.Context,
     methods: Annotated[
         str,
         Opt(
@@ -111,39 +118,79 @@ def sweep(
     Re-running the same command skips finished runs and resumes interrupted ones from their
     checkpoints. A failing run never stops the others; failures are listed at the end (exit 1).
     """
-    from sphere_rl.cli.train import check_tracker_or_fail, load_plugins_or_fail
-    from sphere_rl.config import ConfigError
     from sphere_rl.plugins import plugin_locations
-    from sphere_rl.sweep import (
-        SweepGrid,
-        expand_grid,
-        parse_names,
-        parse_seeds,
-        parse_variation,
-        plan_runs,
-    )
     from sphere_rl.sweep.ray_runner import RayOptions
 
     # Workers import the same modules from where this process found them.
     located = tuple(plugin_locations(load_plugins_or_fail(plugin)))
-
-    base: dict[str, Any] = read_config_file(config) if config is not None else {}
-    if benchmark is not None and tasks is not None:
-        fail("give --benchmark or --tasks, not both (--tasks replaces the sequence)")
-    flags = {"preset": preset, "steps_per_task": steps_per_task, "tasks": tasks}
-    base.update({k: v for k, v in flags.items() if v is not None})
-    assigned = parse_assignments(assignments)
-    if (tasks is not None or "tasks" in assigned) and benchmark is None:
-        base["benchmark"] = None
-    base.update(assigned)  # as for train: defaults ← preset ← --config ← flags ← KEY=VALUE
+    base = _base_overrides(config, ctx.params, assignments)
     if track is not None:
         check_tracker_or_fail(track)
+    _check_resources(address, num_cpus, cpus_per_run, gpus_per_run)
+    variations = _parse_variations(vary)
+    configs = _expand(methods, seeds, protocols, benchmark, base, variations)
+    plans = _plan(configs, out, retry_failed, list(variations))
+    _print_intent(plans, out, address, num_cpus, cpus_per_run, gpus_per_run)
+    max_concurrent = None
+    if address is None:  # a cluster schedules by its own nodes' resources
+        max_concurrent = _size_by_memory(plans, num_cpus or os.cpu_count() or 1, cpus_per_run)
+    if dry_run:
+        _print_plan(plans)
+        return
+    options = RayOptions(address, num_cpus, cpus_per_run, gpus_per_run, plugins=located,
+                         max_concurrent=max_concurrent, track=track)  # fmt: skip
+    _execute(plans, out, options)
+
+
+def _base_overrides(
+    config: Path | None, params: dict[str, Any], assignments: list[str] | None
+) -> dict[str, Any]:
+    """The overrides every run of the grid shares, as for train: defaults ← preset ← ``--config``
+    ← flags ← KEY=VALUE (``params``: the command's; --benchmark is an axis, not one of them)."""
+    base: dict[str, Any] = read_config_file(config) if config is not None else {}
+    if params["benchmark"] is not None and params["tasks"] is not None:
+        fail("give --benchmark or --tasks, not both (--tasks replaces the sequence)")
+    base.update(config_flags(sweep, params, exclude=("benchmark",)))
+    assigned = parse_assignments(assignments)
+    if (params["tasks"] is not None or "tasks" in assigned) and params["benchmark"] is None:
+        base["benchmark"] = None
+    base.update(assigned)
+    return base
+
+
+def _check_resources(
+    address: str | None, num_cpus: int | None, cpus_per_run: float, gpus_per_run: float
+) -> None:
+    """Exit 2 on resource flags that cannot work together."""
     if cpus_per_run <= 0 or gpus_per_run < 0:
         fail("--cpus-per-run must be > 0 and --gpus-per-run >= 0")
     if address is not None and num_cpus is not None:
         fail("--num-cpus sizes a local Ray instance; a cluster given by --address has its own")
+
+
+def _parse_variations(vary: list[str] | None) -> dict[str, list[Any]]:
+    """``--vary KEY=V1,V2`` flags as ``{key: values}``; exits 2 on a malformed one."""
+    from sphere_rl.sweep import parse_variation
+
     try:
-        variations = dict(parse_variation(text) for text in vary or [])
+        return dict(parse_variation(text) for text in vary or [])
+    except (ConfigError, ValueError) as err:
+        fail(str(err))
+
+
+def _expand(
+    methods: str,
+    seeds: str,
+    protocols: str,
+    benchmark: str | None,
+    base: dict[str, Any],
+    variations: dict[str, list[Any]],
+) -> list[ExperimentConfig]:
+    """One validated configuration per grid point; exits 2 listing every invalid one (an unknown
+    method or plug-in fails here, not in the workers)."""
+    from sphere_rl.sweep import SweepGrid, expand_grid, parse_names, parse_seeds
+
+    try:
         grid = SweepGrid(
             methods=parse_names(methods),
             seeds=parse_seeds(seeds),
@@ -152,14 +199,33 @@ def sweep(
             base=base,
             variations=variations,
         )
-        configs = expand_grid(grid)  # an unknown method or plug-in fails here, not in workers
+        return expand_grid(grid)
     except (ConfigError, ValueError) as err:
         fail(str(err))
+
+
+def _plan(
+    configs: list[ExperimentConfig], out: Path, retry_failed: bool, keys: list[str]
+) -> list[PlannedRun]:
+    """What happens to each run under ``out`` (new, resume, skip); exits 2 on a refusal."""
+    from sphere_rl.sweep import plan_runs
+
     check_out_dir(out)  # before planning reads what is there
     try:
-        plans = plan_runs(configs, out, retry_failed, list(variations))
+        return plan_runs(configs, out, retry_failed, keys)
     except (ConfigError, ValueError) as err:
         fail(str(err))
+
+
+def _print_intent(
+    plans: list[PlannedRun],
+    out: Path,
+    address: str | None,
+    num_cpus: int | None,
+    cpus_per_run: float,
+    gpus_per_run: float,
+) -> None:
+    """One line: how many runs, what happens to them and where they go."""
     if gpus_per_run > 0 and all(p.cfg.device == "cpu" for p in plans):
         console.print("[yellow]warning:[/yellow] GPUs are reserved but device is cpu; set"
                       ' "device": "cuda" in --config to use them.')  # fmt: skip
@@ -170,15 +236,6 @@ def sweep(
         + ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
         + f"); {where}, {cpus_per_run:g} CPU / {gpus_per_run:g} GPU per run"
     )
-    max_concurrent = None
-    if address is None:  # a cluster schedules by its own nodes' resources
-        max_concurrent = _size_by_memory(plans, num_cpus or os.cpu_count() or 1, cpus_per_run)
-    if dry_run:
-        _print_plan(plans)
-        return
-    options = RayOptions(address, num_cpus, cpus_per_run, gpus_per_run, plugins=located,
-                         max_concurrent=max_concurrent, track=track)  # fmt: skip
-    _execute(plans, out, options)
 
 
 def _size_by_memory(plans, cpus: int, cpus_per_run: float) -> int:

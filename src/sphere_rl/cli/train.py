@@ -6,7 +6,6 @@ import json
 import os
 import signal
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -15,11 +14,15 @@ from sphere_rl.algo.ppo import NonFiniteLossError
 from sphere_rl.cli.common import (
     ASSIGNMENTS_HELP,
     check_out_dir,
+    check_tracker_or_fail,
     err_console,
     fail,
+    load_plugins_or_fail,
+    load_run_plugins_or_fail,
     parse_assignments,
     read_config_file,
 )
+from sphere_rl.cli.flags import config_flags, plain_default, preset_default
 from sphere_rl.cli.output import make_console, name_table, print_json
 from sphere_rl.config import (
     CHOICES,
@@ -51,116 +54,137 @@ def _names(names) -> str:
     return ", ".join(names)
 
 
-def preset_values(key: str) -> dict[str, Any]:
-    """Each preset's value of ``key`` (the preset's own, else the default)."""
-    default = getattr(ExperimentConfig(), key)
-    return {name: preset.get(key, default) for name, preset in PRESETS.items()}
-
-
-def _preset_values(key: str) -> str:
-    """``"cw10: 1,000,000, cw20: 1,000,000, hb5: 10,000,000, quick: 20,000"``: the value of ``key``
-    a run gets under each preset, shown as the default of every flag a preset sets (the preset
-    itself is only known once the command line is parsed)."""
-    shown = (f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{v:g}"
-             if isinstance(v, float) else str(v) for v in preset_values(key).values())  # fmt: skip
-    return ", ".join(f"{name}: {v}" for name, v in zip(PRESETS, shown, strict=True))
-
-
-# Flags whose default depends on the preset (each key some preset sets).
-PRESET_KEYS = tuple(
-    key for key in ("rho", "sphere_mode", "steps_per_task", "num_envs", "eval_interval",
-                    "eval_episodes") if len(set(map(repr, preset_values(key).values()))) > 1
-)  # fmt: skip
-
-
 _DEFAULTS = ExperimentConfig()
 _PLUGINS = sorted(COMPONENTS)
-# Help strings come from the registries, so a new method, plug-in or backend shows up by itself.
-HELP = {
-    "benchmark": f"Task sequence: {_names(BENCHMARKS)}.",
-    "tasks": "Comma-separated task list instead of a benchmark (sphere envs lists the names).",
-    "method": f"Method (sphere methods describes each): {_names(METHODS)}.",
-    "arch": f"Override the method's architecture: {_names(ARCHS)}.",
-    "reg": "Override the method's plug-ins: 'none', or plug-in names joined with '+' (e.g."
-    f" sphere+cbp) from: {_names(_PLUGINS)}.",
-    "rho": "SPHERE strength: ρ in grad and loss mode, λ in fixed mode.",
-    "sphere_mode": f"How SPHERE joins the policy loss: {_names(CHOICES['sphere_mode'])}.",
-    "sphere_variant": f"Which features SPHERE penalises: {_names(CHOICES['sphere_variant'])}.",
-    "pcgrad": "Project the SPHERE gradient off the policy gradient when they conflict.",
-    "protocol": "crl: one agent through the whole sequence; rl: a fresh agent per task.",
-    "preset": f"Hyper-parameter preset: {_names(PRESETS)} (quick: minutes on a CPU). Without"
-    " it: the benchmark's; for --tasks, the tasks' (MetaWorld and gym: cw10, H1: hb5). Flags"
-    " that a preset sets show each preset's value as their default.",
-    "seed": "Run seed.",
-    "steps_per_task": "Env steps per task.",
-    "num_envs": "Parallel environments.",
-    "eval_interval": "Env steps between evaluations.",
-    "eval_episodes": "Episodes per evaluation.",
-    "env_backend": f"Simulator: {_names(CHOICES['env_backend'])}. metaworld is the reference"
-    " package, envpool its C++ port (parity-checked tasks only), auto picks envpool where parity"
-    " holds.",
-    "device": "cpu, cuda or cuda:N.",
-    "config": "JSON file with more configuration keys (any field of ExperimentConfig; flags win).",
-    "track": "Also log the configuration, scalars and summary files to W&B or MLflow (the"
-    " package extras wandb and mlflow); offline by default, see docs/training.md. Not part of the"
-    " run's configuration.",
-    "plugin": "Import this module (a name or a .py file) first, so that the methods and plug-ins"
-    " it registers can be used. Repeat for several.",
-}
 
 
-def _default(key: str) -> str:
-    return str(getattr(_DEFAULTS, key))
-
-
+# Each configuration flag is written once, here: a parameter named after its key (the naming rule
+# of sphere_rl.cli.flags) with its help and its shown default; the overrides are derived from these
+# parameters. Help strings come from the registries, so a new method, plug-in or backend shows up by
+# itself; a flag that a preset sets shows each preset's value as its default.
 def train(
+    ctx: typer.Context,
     assignments: Annotated[
         list[str] | None, typer.Argument(metavar="[KEY=VALUE]...", help=ASSIGNMENTS_HELP)
     ] = None,
     benchmark: Annotated[
-        str | None, Opt(help=HELP["benchmark"], show_default=_default("benchmark"))
+        str | None,
+        Opt(help=f"Task sequence: {_names(BENCHMARKS)}.", show_default=plain_default("benchmark")),
     ] = None,
-    tasks: Annotated[str | None, Opt(help=HELP["tasks"])] = None,
-    method: Annotated[str | None, Opt(help=HELP["method"], show_default=_default("method"))] = None,
-    arch: Annotated[str | None, Opt(help=HELP["arch"], show_default="the method's")] = None,
-    reg: Annotated[str | None, Opt(help=HELP["reg"], show_default="the method's")] = None,
-    rho: Annotated[float | None, Opt(help=HELP["rho"], show_default=_preset_values("rho"))] = None,
+    tasks: Annotated[
+        str | None,
+        Opt(help="Comma-separated task list instead of a benchmark (sphere envs lists the names)."),
+    ] = None,
+    method: Annotated[
+        str | None,
+        Opt(
+            help=f"Method (sphere methods describes each): {_names(METHODS)}.",
+            show_default=plain_default("method"),
+        ),
+    ] = None,
+    arch: Annotated[
+        str | None,
+        Opt(
+            help=f"Override the method's architecture: {_names(ARCHS)}.",
+            show_default="the method's",
+        ),
+    ] = None,
+    reg: Annotated[
+        str | None,
+        Opt(
+            help="Override the method's plug-ins: 'none', or plug-in names joined with '+' (e.g."
+            f" sphere+cbp) from: {_names(_PLUGINS)}.",
+            show_default="the method's",
+        ),
+    ] = None,
+    rho: Annotated[
+        float | None,
+        Opt(
+            help="SPHERE strength: ρ in grad and loss mode, λ in fixed mode.",
+            show_default=preset_default("rho"),
+        ),
+    ] = None,
     sphere_mode: Annotated[
-        str | None, Opt(help=HELP["sphere_mode"], show_default=_preset_values("sphere_mode"))
+        str | None,
+        Opt(
+            help=f"How SPHERE joins the policy loss: {_names(CHOICES['sphere_mode'])}.",
+            show_default=preset_default("sphere_mode"),
+        ),
     ] = None,
     sphere_variant: Annotated[
-        str | None, Opt(help=HELP["sphere_variant"], show_default=_default("sphere_variant"))
+        str | None,
+        Opt(
+            help=f"Which features SPHERE penalises: {_names(CHOICES['sphere_variant'])}.",
+            show_default=plain_default("sphere_variant"),
+        ),
     ] = None,
     pcgrad: Annotated[
         bool | None,
-        Opt("--pcgrad/--no-pcgrad", help=HELP["pcgrad"], show_default=_default("pcgrad")),
+        Opt(
+            "--pcgrad/--no-pcgrad",
+            help="Project the SPHERE gradient off the policy gradient when they conflict.",
+            show_default=plain_default("pcgrad"),
+        ),
     ] = None,
     protocol: Annotated[
-        str | None, Opt(help=HELP["protocol"], show_default=_default("protocol"))
+        str | None,
+        Opt(
+            help="crl: one agent through the whole sequence; rl: a fresh agent per task.",
+            show_default=plain_default("protocol"),
+        ),
     ] = None,
     preset: Annotated[
-        str | None, Opt(help=HELP["preset"], show_default="the benchmark's or the tasks'")
+        str | None,
+        Opt(
+            help=f"Hyper-parameter preset: {_names(PRESETS)} (quick: minutes on a CPU). Without"
+            " it: the benchmark's; for --tasks, the tasks' (MetaWorld and gym: cw10, H1: hb5)."
+            " Flags that a preset sets show each preset's value as their default.",
+            show_default="the benchmark's or the tasks'",
+        ),
     ] = None,
-    seed: Annotated[int | None, Opt(help=HELP["seed"], show_default=_default("seed"))] = None,
+    seed: Annotated[int | None, Opt(help="Run seed.", show_default=plain_default("seed"))] = None,
     steps_per_task: Annotated[
-        int | None, Opt(help=HELP["steps_per_task"], show_default=_preset_values("steps_per_task"))
+        int | None,
+        Opt(help="Env steps per task.", show_default=preset_default("steps_per_task")),
     ] = None,
     num_envs: Annotated[
-        int | None, Opt(help=HELP["num_envs"], show_default=_preset_values("num_envs"))
+        int | None, Opt(help="Parallel environments.", show_default=preset_default("num_envs"))
     ] = None,
     eval_interval: Annotated[
-        int | None, Opt(help=HELP["eval_interval"], show_default=_preset_values("eval_interval"))
+        int | None,
+        Opt(help="Env steps between evaluations.", show_default=preset_default("eval_interval")),
     ] = None,
     eval_episodes: Annotated[
-        int | None, Opt(help=HELP["eval_episodes"], show_default=_preset_values("eval_episodes"))
+        int | None,
+        Opt(help="Episodes per evaluation.", show_default=preset_default("eval_episodes")),
     ] = None,
     env_backend: Annotated[
-        str | None, Opt(help=HELP["env_backend"], show_default=_default("env_backend"))
+        str | None,
+        Opt(
+            help=f"Simulator: {_names(CHOICES['env_backend'])}. metaworld is the reference"
+            " package, envpool its C++ port (parity-checked tasks only), auto picks envpool where"
+            " parity holds.",
+            show_default=plain_default("env_backend"),
+        ),
     ] = None,
-    device: Annotated[str | None, Opt(help=HELP["device"], show_default=_default("device"))] = None,
-    config: Annotated[Path | None, Opt(help=HELP["config"])] = None,
+    device: Annotated[
+        str | None, Opt(help="cpu, cuda or cuda:N.", show_default=plain_default("device"))
+    ] = None,
+    config: Annotated[
+        Path | None,
+        Opt(
+            help="JSON file with more configuration keys (any field of ExperimentConfig; flags"
+            " win)."
+        ),
+    ] = None,
     plugin: Annotated[
-        list[str] | None, Opt("--plugin", metavar="MODULE", help=HELP["plugin"])
+        list[str] | None,
+        Opt(
+            "--plugin",
+            metavar="MODULE",
+            help="Import this module (a name or a .py file) first, so that the methods and"
+            " plug-ins it registers can be used. Repeat for several.",
+        ),
     ] = None,
     out: Annotated[Path, Opt(help="Parent directory of run directories.")] = Path("runs"),
     resume: Annotated[Path | None, Opt(help="Continue the run in this directory.")] = None,
@@ -182,7 +206,15 @@ def train(
         ),
     ] = False,
     quiet: Annotated[bool, Opt("--quiet", help="No progress display.")] = False,
-    track: Annotated[str | None, Opt(help=HELP["track"], metavar="wandb|mlflow")] = None,
+    track: Annotated[
+        str | None,
+        Opt(
+            help="Also log the configuration, scalars, summary files and figures to W&B or MLflow (the"
+            " package extras wandb and mlflow); offline by default, see docs/training.md. Not"
+            " part of the run's configuration.",
+            metavar="wandb|mlflow",
+        ),
+    ] = None,
 ) -> None:
     """Train on a task sequence (CRL or RL protocol), evaluating, diagnosing and checkpointing.
 
@@ -198,30 +230,16 @@ def train(
         find_run_dir,
     )
 
-    overrides: dict[str, Any] = read_config_file(config) if config is not None else {}
-    flags = {
-        "benchmark": benchmark, "tasks": tasks, "method": method, "arch": arch, "reg": reg,
-        "rho": rho, "sphere_mode": sphere_mode, "sphere_variant": sphere_variant,
-        "pcgrad": pcgrad, "protocol": protocol, "preset": preset, "seed": seed,
-        "steps_per_task": steps_per_task, "num_envs": num_envs, "eval_interval": eval_interval,
-        "eval_episodes": eval_episodes, "env_backend": env_backend, "device": device,
-    }  # fmt: skip
-    overrides.update({k: v for k, v in flags.items() if v is not None})
-    assigned = parse_assignments(assignments)
-    conflict = []
-    if benchmark is not None and tasks is not None:
-        conflict.append("give --benchmark or --tasks, not both (--tasks replaces the sequence)")
-    elif tasks is not None or ("tasks" in assigned and "benchmark" not in assigned):
-        overrides["benchmark"] = None
-    overrides.update(assigned)  # defaults ← preset ← --config ← flags ← KEY=VALUE
+    overrides, conflict = _overrides(config, config_flags(train, ctx.params), assignments)
     # A resumed run's plug-ins come from its run.json unless --plugin is given.
     modules = (
         load_plugins_or_fail(plugin) if resume is None else load_run_plugins_or_fail(plugin, resume)
     )
-    # Everything is checked before the run directory is created or touched.
+    # Everything is checked before the run directory is created or touched; the sequence once,
+    # here (the runner is given what this check found).
     cfg = _resolve_config(overrides, conflict, resume)
     try:
-        check_sequence(cfg)
+        sequence = check_sequence(cfg)
     except ConfigError as err:
         fail(str(err))
     if allow_config_change and resume is None:
@@ -242,7 +260,7 @@ def train(
             decision = decide_open(cfg, run_dir, allow_config_change)
         except (ResumeError, RunFileError) as err:
             fail(str(err))
-        _print_dry_run(cfg, run_dir, decision)
+        _print_dry_run(cfg, sequence, run_dir, decision)
         return
     try:
         with run_lock(run_dir):
@@ -252,6 +270,7 @@ def train(
                 show_progress=not quiet,
                 plugins=modules,
                 allow_config_change=allow_config_change,
+                tasks=sequence,
             )
             if runner.status.get("state") == "finished":
                 console.print(f"{runner.run_dir} is already finished; nothing to do.")
@@ -268,6 +287,24 @@ def train(
     console.print(f"finished: {runner.run_dir} ({status['global_step']:,} env steps)")
     if runner.tracked is not None:
         console.print(f"tracked: {runner.tracked}", highlight=False, soft_wrap=True)
+
+
+def _overrides(
+    config: Path | None, flags: dict[str, Any], assignments: list[str] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """``(overrides, problems)``: defaults ← preset ← ``--config`` ← ``flags`` ← KEY=VALUE, and
+    what is wrong with the combination (reported with the configuration's other problems). A task
+    list replaces the benchmark's sequence unless a benchmark is assigned beside it."""
+    overrides: dict[str, Any] = read_config_file(config) if config is not None else {}
+    overrides.update(flags)
+    assigned = parse_assignments(assignments)
+    problems = []
+    if "benchmark" in flags and "tasks" in flags:
+        problems.append("give --benchmark or --tasks, not both (--tasks replaces the sequence)")
+    elif "tasks" in flags or ("tasks" in assigned and "benchmark" not in assigned):
+        overrides["benchmark"] = None
+    overrides.update(assigned)
+    return overrides, problems
 
 
 def _config_line(cfg: ExperimentConfig, run_dir: Path) -> str:
@@ -333,53 +370,16 @@ def _check_device(cfg: ExperimentConfig, resume: Path | None) -> None:
          f" a machine with CUDA, or continue on CPU with --resume {resume} --device cpu")  # fmt: skip
 
 
-def check_tracker_or_fail(track: str) -> None:
-    """Exit 2 with one line if ``--track`` names no tracker or its package is not installed."""
-    from sphere_rl.continual.tracking import TrackerUnavailable, check_tracker
-
-    try:
-        check_tracker(track)
-    except (TrackerUnavailable, ValueError) as err:
-        fail(str(err))
-
-
-def load_plugins_or_fail(specs: list[str] | None) -> list[ModuleType]:
-    """Import the ``--plugin`` modules; a missing or broken one is a user error (exit 2)."""
-    from sphere_rl.plugins import PluginError, load_plugins
-
-    try:
-        return load_plugins(specs or [])
-    except PluginError as err:
-        fail(str(err))
-
-
-def load_run_plugins_or_fail(specs: list[str] | None, run_dir: Path) -> list[ModuleType]:
-    """The ``--plugin`` modules if any are given, else the plug-ins ``run_dir`` recorded in its
-    run.json, checked to be where they were with the same bytes (exit 2 saying what changed)."""
-    from sphere_rl.plugins import PluginError, load_recorded_plugins
-
-    if specs:
-        return load_plugins_or_fail(specs)
-    try:
-        run_info = read_json(run_dir / "run.json")
-    except RunFileError:  # not a run, or damaged: the caller says so
-        return []
-    try:
-        records = run_info.get("plugins", []) if isinstance(run_info, dict) else []
-        return load_recorded_plugins(records, run_dir)
-    except PluginError as err:
-        fail(str(err))
-
-
-def _print_dry_run(cfg: ExperimentConfig, run_dir: Path, decision: OpenDecision) -> None:
-    """What ``train`` would do (``decision``, the real command's): one line on stderr, the resolved
-    configuration as JSON on stdout (usable as ``--config``). Nothing is created."""
-    from sphere_rl.envs import resolve_tasks
+def _print_dry_run(
+    cfg: ExperimentConfig, tasks: list[str], run_dir: Path, decision: OpenDecision
+) -> None:
+    """What ``train`` would do (``decision``, the real command's) with the checked sequence
+    ``tasks``: one line on stderr, the resolved configuration as JSON on stdout (usable as
+    ``--config``). Nothing is created."""
     from sphere_rl.methods import resolve_method
 
     try:
         arch, plugins = resolve_method(cfg)
-        tasks = resolve_tasks(cfg.benchmark if cfg.tasks is None else None, cfg.tasks)
     except (ConfigError, ValueError) as err:
         fail(str(err))
     total = len(tasks) * cfg.iterations_per_task * cfg.steps_per_iteration

@@ -199,10 +199,18 @@ class ContinualRunner:
     Use :meth:`open` to create a new run or resume an existing one; then :meth:`run`.
     """
 
-    def __init__(self, cfg: ExperimentConfig, run_dir: Path, show_progress: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        run_dir: Path,
+        show_progress: bool = True,
+        tasks: Sequence[str] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.tasks = check_sequence(cfg)
+        # ``tasks``: what check_sequence(cfg) returned to a caller that checked first (the CLI
+        # checks before it touches the run directory); one check per run.
+        self.tasks = check_sequence(cfg) if tasks is None else list(tasks)
         self.show_progress = show_progress
         self.state = RunState()
         self.metrics = JsonlLog(self.run_dir / "metrics.jsonl")
@@ -227,11 +235,14 @@ class ContinualRunner:
         show_progress: bool = True,
         allow_config_change: bool = False,
         plugins: Sequence[ModuleType] = (),
+        tasks: Sequence[str] | None = None,
     ) -> ContinualRunner:
         """Start a new run in ``run_dir``, or resume the one there.
 
         ``plugins``: the plug-in modules a new run needs, recorded in run.json (``"plugins"``,
         :func:`~sphere_rl.plugins.plugin_records`) so that later commands can load them.
+        ``tasks``: :func:`check_sequence` of ``cfg`` when the caller has checked it already (else
+        it is checked here; with ``cfg=None`` it must be ``None``).
 
         Resuming compares ``cfg`` (if given) with the saved configuration and refuses any change
         but of :data:`RUNTIME_KEYS`, naming the differing keys; it also refuses a ``config.json``
@@ -254,7 +265,7 @@ class ContinualRunner:
             saved = decision.saved
             new = saved if cfg is None else cfg.to_dict()
             run_info = _read_run_info(run_dir)
-            runner = cls(build_config(new), run_dir, show_progress)
+            runner = cls(build_config(new), run_dir, show_progress, tasks)
             remove_stale_temporaries(run_dir)
             try:
                 change = runner._restore(run_info, saved, allow_config_change)
@@ -266,7 +277,7 @@ class ContinualRunner:
             if runner.status.get("state") != "finished":
                 runner._begin_segment(run_info, change)
             return runner
-        runner = cls(cfg, run_dir, show_progress)  # validates before anything is created
+        runner = cls(cfg, run_dir, show_progress, tasks)  # validated before anything is created
         run_dir.mkdir(parents=True, exist_ok=True)
         arch, regs = resolve_method(cfg)
         run_info = {"tasks": runner.tasks, "arch": arch, "regularizers": regs,
