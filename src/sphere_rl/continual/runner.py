@@ -76,7 +76,7 @@ from sphere_rl.envs.vector import SNAPSHOT_FAMILIES, VectorTaskEnv, resolve_back
 from sphere_rl.interrupts import RunInterrupted, deferred_interrupts, raise_if_requested
 from sphere_rl.methods import build_agent, resolve_method, validate_names
 from sphere_rl.plugins import plugin_records
-from sphere_rl.runtime import keep_freed_memory
+from sphere_rl.runtime import keep_freed_memory, release_freed_memory
 
 # Stream identifiers for derive_seed: each random stream of a run has its own key.
 AGENT_STREAM, ENV_STREAM, EVAL_STREAM, PROBE_STREAM = 1, 2, 3, 4
@@ -376,14 +376,27 @@ class ContinualRunner:
         return self.status
 
     def _run_task(self, t: int) -> None:
-        cfg, task = self.cfg, self.tasks[t]
+        """Train task ``t`` to its end. Memory: the diagnostics' probe environments come and go
+        before the training environments exist, and those are gone before the task end builds
+        evaluation environments, so no two sets are resident at once (``docs/benchmarks.md``,
+        "Memory per run")."""
         if not self.state.task_started:
             self._start_task(t)
+        self._probe_batches(t)
+        release_freed_memory()
+        self._train_task(t)
+        release_freed_memory()  # the training environments, before the task end builds others
+        self._end_task(t)
+
+    def _train_task(self, t: int) -> None:
+        """The remaining iterations of task ``t``, on training environments that live only here."""
+        cfg, task = self.cfg, self.tasks[t]
         env = make_vector_env(
             task, cfg.num_envs, seed=derive_seed(cfg.seed, ENV_STREAM, t),
             vectorization=cfg.vectorization, backend=cfg.env_backend,
             **task_options(task, h1_feet=cfg.h1_feet),
         )  # fmt: skip
+        release_freed_memory()  # what compiling the models and parsing their files left behind
         every = max(1, cfg.checkpoint_interval // cfg.steps_per_iteration)  # iterations
         # A checkpoint is owed; envs that cannot snapshot defer it while an episode is running.
         due = False
@@ -411,7 +424,6 @@ class ContinualRunner:
                 self._periodic(t)
         finally:
             env.close()
-        self._end_task(t)
 
     def _load_env_state(self, env: VectorTaskEnv) -> np.ndarray:
         try:
@@ -546,21 +558,15 @@ class ContinualRunner:
                 self._eval_envs[j] = env.get_state()
         finally:
             env.close()
+            del env
+            release_freed_memory()
         return result
 
     def _diagnose(self, t: int) -> None:
         from sphere_rl.metrics import plasticity_report
 
         cfg = self.cfg
-        if t not in self._probes:
-            seed = derive_seed(cfg.seed, PROBE_STREAM, t)
-            self._probes[t] = probe_states(
-                self.tasks[t], cfg.diag_samples, seed, env_backend=cfg.env_backend,
-                **task_options(self.tasks[t], h1_feet=cfg.h1_feet),
-            )  # fmt: skip
-        probes = {"": self._probes[t]}
-        if cfg.diag_fixed_probe:
-            probes["fixed/"] = self._fixed_probe()
+        probes = self._probe_batches(t)
         report = {}
         for prefix, states in probes.items():
             metrics = plasticity_report(
@@ -575,6 +581,22 @@ class ContinualRunner:
         rank = report.get("entk/effective_rank")
         if rank is not None:
             self.progress.update(self.state.global_step, rank=f"{rank:.1f}")
+
+    def _probe_batches(self, t: int) -> dict[str, np.ndarray]:
+        """The raw states task ``t``'s diagnostics run on, by key prefix: its own probe (``""``)
+        and, with ``diag_fixed_probe``, the run-wide one (``"fixed/"``). Built on first use (each
+        from its own seeded environments, so when does not matter) and kept."""
+        cfg = self.cfg
+        if t not in self._probes:
+            seed = derive_seed(cfg.seed, PROBE_STREAM, t)
+            self._probes[t] = probe_states(
+                self.tasks[t], cfg.diag_samples, seed, env_backend=cfg.env_backend,
+                **task_options(self.tasks[t], h1_feet=cfg.h1_feet),
+            )  # fmt: skip
+        probes = {"": self._probes[t]}
+        if cfg.diag_fixed_probe:
+            probes["fixed/"] = self._fixed_probe()
+        return probes
 
     def _fixed_probe(self) -> np.ndarray:
         """One probe batch for the whole run: ``diag_samples`` states split evenly over every
