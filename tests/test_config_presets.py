@@ -47,6 +47,26 @@ def test_h1_tasks_get_hb5_not_cw10():
         "hb5", 128, "grad", 1e-3, True)  # fmt: skip
 
 
+def test_h1_task_names_are_checked_without_loading_metaworld():
+    # MetaWorld's task list comes from importing metaworld (~30 MB resident, docs/benchmarks.md
+    # "Memory per run"): an H1 run must not pay for it; a misspelt name still gets its hint.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from sphere_rl.config import build_config, ConfigError\n"
+        "build_config({'tasks': 'h1-stand,h1-walk', 'benchmark': None})\n"
+        "print('metaworld' in sys.modules)\n"
+        "try:\n    build_config({'tasks': 'h1-stand,hamer-v3', 'benchmark': None})\n"
+        "except ConfigError as err:\n    print(err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    loaded, error = out.stdout.split("\n", 1)
+    assert loaded == "False"
+    assert "unknown task 'hamer-v3' (did you mean 'hammer-v3'?)" in error
+
+
 def test_tasks_of_two_presets_need_one_given():
     with pytest.raises(ConfigError, match="the tasks need different presets"):
         build_config({"tasks": "reach-v3,h1-stand"})

@@ -1,4 +1,5 @@
-"""Process-level CPU settings: freed memory kept for reuse, the learner's thread count by measurement."""
+"""Process-level CPU settings: freed memory kept for reuse and given back, the learner's thread count by
+measurement."""
 
 import subprocess
 import sys
@@ -33,6 +34,25 @@ _RETURNED = textwrap.dedent(
 )
 
 
+# The learner's freed blocks, kept (keep_freed_memory), given back by release_freed_memory: the
+# memory a phase frees (environments torn down, construction scratch) leaves the resident set.
+_RELEASED = textwrap.dedent(
+    """
+    import os, torch
+    from sphere_rl.runtime import keep_freed_memory, release_freed_memory
+    assert keep_freed_memory()
+    def resident_mib():
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    blocks = [torch.ones(1 << 20) for _ in range(16)]  # 16 x 4 MiB, kept in the heap when freed
+    del blocks
+    before = resident_mib()
+    assert release_freed_memory()
+    print(before - resident_mib())
+    """
+)
+
+
 def _returned_mib(mode: str) -> float:
     out = subprocess.run([sys.executable, "-c", _RETURNED, mode], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -45,6 +65,13 @@ def test_keep_freed_memory_keeps_freed_blocks_for_reuse():
     # again, zero-filled); kept, it stays in the heap for the next tensor.
     assert _returned_mib("default") > 12
     assert abs(_returned_mib("keep")) < 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_release_freed_memory_gives_kept_blocks_back():
+    out = subprocess.run([sys.executable, "-c", _RELEASED], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.split()[-1]) > 48  # of the 64 MiB freed
 
 
 class _Clock:

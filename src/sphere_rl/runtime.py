@@ -1,5 +1,5 @@
-"""Process-level CPU settings for training: how freed memory is kept and how many threads the
-learner's minibatch updates use.
+"""Process-level CPU settings for training: how freed memory is kept (and when it is given back)
+and how many threads the learner's minibatch updates use.
 
 Both are speed settings only: they never change what is computed, except that a different intra-op
 thread count may round a reduction differently (runs with ``torch_threads > 1`` are therefore not
@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
+import gc
 import statistics
 import sys
 import time
@@ -28,6 +30,20 @@ _TRIM_THRESHOLD = 512 << 20
 _memory_kept = False
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """glibc, or ``None`` where the C library is another (musl has neither mallopt nor malloc_trim)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt.argtypes, libc.mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = (ctypes.c_size_t,), ctypes.c_int
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
 def keep_freed_memory() -> bool:
     """Let glibc reuse freed blocks instead of returning them to the kernel; ``True`` if applied.
 
@@ -41,18 +57,34 @@ def keep_freed_memory() -> bool:
     global _memory_kept
     if _memory_kept:
         return True
-    if not sys.platform.startswith("linux"):
+    libc = _libc()
+    if libc is None:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and others have no mallopt
-        return False
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    applied = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) == 1
-    applied = mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1 and applied
+    applied = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) == 1
+    applied = libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1 and applied
     _memory_kept = applied
     return applied
+
+
+def release_freed_memory() -> bool:
+    """Free unreachable objects and give the heap's free pages back to the kernel; ``True`` if the
+    C library could (glibc's ``malloc_trim``).
+
+    :func:`keep_freed_memory` keeps freed blocks resident for the learner, and glibc never returns
+    free pages from the middle of its heap on its own, so what a phase frees stays in the resident
+    set even when the next phase cannot reuse it: building environments (model compilation, XML
+    parsing) and tearing them down frees tens to hundreds of MB in pieces the learner's tensors do
+    not fit. The runner calls this where such memory has just been freed (after building or
+    closing environments), never inside an iteration, so the learner's blocks are freed at most
+    once per task or evaluation and fault back in once (``docs/benchmarks.md``, "Memory per run").
+    Changes no computed value.
+    """
+    gc.collect()  # environments hold reference cycles: free them now, not at some later collection
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
 
 
 class LearnerThreads:

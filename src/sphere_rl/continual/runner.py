@@ -83,7 +83,7 @@ from sphere_rl.envs.vector import SNAPSHOT_FAMILIES, VectorTaskEnv, resolve_back
 from sphere_rl.interrupts import RunInterrupted, deferred_interrupts, raise_if_requested
 from sphere_rl.methods import build_agent, resolve_method, validate_names
 from sphere_rl.plugins import plugin_records
-from sphere_rl.runtime import keep_freed_memory
+from sphere_rl.runtime import keep_freed_memory, release_freed_memory
 
 
 class ResumeError(RuntimeError):
@@ -386,10 +386,23 @@ class ContinualRunner:
         return self.status
 
     def _run_task(self, t: int) -> None:
-        cfg = self.cfg
+        """Train task ``t`` to its end. Memory: the diagnostics' probe environments come and go
+        before the training environments exist, and those are gone before the task end builds
+        evaluation environments, so no two sets are resident at once (``docs/benchmarks.md``,
+        "Memory per run")."""
         if not self.state.task_started:
             self._start_task(t)
+        self._probe_batches(t)
+        release_freed_memory()
+        self._train_task(t)
+        release_freed_memory()  # the training environments, before the task end builds others
+        self._end_task(t)
+
+    def _train_task(self, t: int) -> None:
+        """The remaining iterations of task ``t``, on training environments that live only here."""
+        cfg = self.cfg
         env = training_envs(cfg, t, self.tasks[t])
+        release_freed_memory()  # what compiling the models and parsing their files left behind
         every = max(1, cfg.checkpoint_interval // cfg.steps_per_iteration)  # iterations
         # A checkpoint is owed; envs that cannot snapshot defer it while an episode is running.
         due = False
@@ -417,7 +430,6 @@ class ContinualRunner:
                 self._periodic(t)
         finally:
             env.close()
-        self._end_task(t)
 
     def _load_env_state(self, env: VectorTaskEnv) -> np.ndarray:
         try:
@@ -542,17 +554,15 @@ class ContinualRunner:
                 self._eval_envs[j] = env.get_state()
         finally:
             env.close()
+            del env
+            release_freed_memory()
         return result
 
     def _diagnose(self, t: int) -> None:
         from sphere_rl.metrics import plasticity_report
 
         cfg = self.cfg
-        if t not in self._probes:
-            self._probes[t] = probe_batch(cfg, t, self.tasks[t], cfg.diag_samples)
-        probes = {"": self._probes[t]}
-        if cfg.diag_fixed_probe:
-            probes["fixed/"] = self._fixed_probe()
+        probes = self._probe_batches(t)
         report = {}
         for prefix, states in probes.items():
             metrics = plasticity_report(
@@ -567,6 +577,18 @@ class ContinualRunner:
         rank = report.get("entk/effective_rank")
         if rank is not None:
             self.progress.update(self.state.global_step, rank=f"{rank:.1f}")
+
+    def _probe_batches(self, t: int) -> dict[str, np.ndarray]:
+        """The raw states task ``t``'s diagnostics run on, by key prefix: its own probe (``""``)
+        and, with ``diag_fixed_probe``, the run-wide one (``"fixed/"``). Built on first use (each
+        from its own seeded environments, so when does not matter) and kept."""
+        cfg = self.cfg
+        if t not in self._probes:
+            self._probes[t] = probe_batch(cfg, t, self.tasks[t], cfg.diag_samples)
+        probes = {"": self._probes[t]}
+        if cfg.diag_fixed_probe:
+            probes["fixed/"] = self._fixed_probe()
+        return probes
 
     def _fixed_probe(self) -> np.ndarray:
         """The run-wide probe batch (:func:`~sphere_rl.continual.seeding.run_probe_batch`), built
