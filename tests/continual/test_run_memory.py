@@ -6,7 +6,7 @@ import weakref
 
 from sphere_rl.config import build_config
 from sphere_rl.continual import evaluation as evaluation_module
-from sphere_rl.continual import runner as runner_module
+from sphere_rl.continual import seeding as seeding_module
 from sphere_rl.continual.rundir import read_jsonl
 from sphere_rl.continual.runner import ContinualRunner
 from sphere_rl.envs import make_vector_env
@@ -27,7 +27,7 @@ def _log_builds(monkeypatch) -> list[tuple[str, list[str]]]:
         alive.append((kind, weakref.ref(env)))
         return env
 
-    monkeypatch.setattr(runner_module, "make_vector_env", logged)
+    monkeypatch.setattr(seeding_module, "make_vector_env", logged)  # training envs
     monkeypatch.setattr(evaluation_module, "make_vector_env", logged)
     return log
 
