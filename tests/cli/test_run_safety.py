@@ -4,6 +4,7 @@ checkpoint, a second process, stale temporaries and locks, bugs inside training.
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -145,24 +146,32 @@ def test_a_bug_inside_training_keeps_its_traceback_and_logs_it(tmp_path, monkeyp
 @pytest.mark.slow
 def test_two_processes_on_one_run_never_interleave_records(tmp_path):
     """The original failure: `--resume` while the first process still trains used to run both to
-    the end, appending duplicated records to metrics.jsonl."""
+    the end, appending duplicated records to metrics.jsonl. The first process holds the run after
+    its first checkpoint until the second has tried (a plug-in), so that it cannot finish first on
+    a fast machine."""
     config = tmp_path / "c.json"
     config.write_text(json.dumps({**TINY_RUN, "steps_per_task": 1000, "eval_interval": 10_000}))
     out = tmp_path / "runs"
+    plugin = tmp_path / "hold_after_first_checkpoint.py"
+    shutil.copy(Path(__file__).with_name(plugin.name), plugin)
+    held, release = tmp_path / "held", tmp_path / "release"
     cli = [sys.executable, "-m", "sphere_rl.cli.app", "train"]
-    first = subprocess.Popen([*cli, "--config", str(config), "--out", str(out), "--quiet"],
+    first = subprocess.Popen([*cli, "--config", str(config), "--out", str(out), "--quiet",
+                              "--plugin", str(plugin)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
         deadline = time.time() + 300
-        while time.time() < deadline and not list(out.glob("*/checkpoints/latest.pt")):
+        while time.time() < deadline and not held.exists() and first.poll() is None:
             time.sleep(0.1)
-        (run,) = out.iterdir()
+        assert held.exists(), "the first process never wrote its first checkpoint"
+        run = Path(held.read_text())
         second = subprocess.run([*cli, "--resume", str(run), "--quiet"], capture_output=True,
                                 text=True, timeout=300, env={**os.environ, "COLUMNS": "300"})  # fmt: skip
-        assert first.poll() is None, "the first run ended before the second could try"
+        assert first.poll() is None, "the first process must still hold the run"
         assert second.returncode == 2, second.stdout + second.stderr
         assert f"being trained by another process (PID {first.pid})" in second.stderr
     finally:
+        release.touch()
         output = first.communicate(timeout=600)[0]
     assert first.returncode == 0, output
     steps = [r["global_step"] for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "train"]
