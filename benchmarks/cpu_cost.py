@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from statistics import fmean
 
 from sphere_rl.provenance import collect_provenance
 
@@ -95,9 +96,7 @@ def core_hours(results: list[dict], benchmark: str, method: str, protocol: str) 
     """Estimated core-hours of one run (see the module docstring)."""
     by_key = {(r["benchmark"], r["method"]): r for r in results}
     measured = by_key[benchmark, COSTED_AS.get(method, method)]
-    sim_rate = sum(r["sim_steps_per_cpu_s"] for r in results if r["benchmark"] == benchmark) / sum(
-        1 for r in results if r["benchmark"] == benchmark
-    )
+    sim_rate = fmean(r["sim_steps_per_cpu_s"] for r in results if r["benchmark"] == benchmark)
     train, eval_crl, eval_rl = RUN_STEPS[benchmark]
     evaluation = eval_crl if protocol == "crl" else eval_rl
     seconds = train / measured["steps_per_cpu_s"] + evaluation / sim_rate

@@ -80,6 +80,7 @@ def _provenance(run_dir: Path) -> dict:
     segments = run.get("segments") or [{}]
     first = segments[0]
     git = first.get("git") or {}
+    facts = segment_facts(first)
     return {
         "segments": len(run.get("segments") or []),
         "commit": git.get("commit", "unknown") if isinstance(git, dict) else str(git),
@@ -87,7 +88,8 @@ def _provenance(run_dir: Path) -> dict:
         "config_hash": run.get("config_hash", ""),
         # The machine too: MKL's code path depends on the CPU, so another CPU can give other
         # digits from the same commit and configuration (docs/results.md).
-        **{key: segment_facts(first)[key] for key in ("cpu", "cpu_capability")},
+        "cpu": facts["cpu"],
+        "cpu_capability": facts["cpu_capability"],
     }
 
 

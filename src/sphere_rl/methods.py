@@ -444,7 +444,7 @@ def register_method(
     _check_new_name("method", name, set(METHODS), overwrite)
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
-    unknown = [r for r in reg.split("+") if r and r != "none" and r not in COMPONENTS]
+    unknown = [r for r in _plugin_names(None, reg) or [] if r not in COMPONENTS]
     if unknown:
         raise ValueError(f"unknown plug-in(s) {unknown} in reg {reg!r}; register them first")
     spec = MethodSpec(name, arch, reg, description or f"{arch} + {reg}", source)

@@ -8,9 +8,9 @@ them all). Methods plug in through :mod:`sphere_rl.algo.hooks` only.
 Host synchronisation: statistics stay tensors until the end of :meth:`PPOAgent.update` (one
 transfer). Per minibatch, the NaN guard is one transfer, which also carries the approximate KL that
 the per-minibatch KL rule needs; with no regularizer, or every regularizer in ``fixed`` or ``loss``
-mode without PCGrad, it is the loop's only one (plug-ins' own code aside). A regularizer whose gradient is combined apart
-(``grad`` mode, e.g. SPHERE's default, or PCGrad) adds several small reads per minibatch, listed
-in :func:`~sphere_rl.regularizers.combine.combine_penalty_gradients`.
+mode without PCGrad, it is the loop's only one (plug-ins' own code aside). A regularizer whose
+gradient is combined apart (``grad`` mode, e.g. SPHERE's default, or PCGrad) adds several small
+reads per minibatch, listed in :func:`~sphere_rl.regularizers.combine.combine_penalty_gradients`.
 """
 
 from __future__ import annotations
