@@ -91,12 +91,19 @@ def test_physics_only_model_has_the_full_models_dynamics(options):
     assert physics.nmeshvert <= full.nmeshvert and physics.ngeom < full.ngeom
 
 
-def test_envs_of_one_arena_share_one_model_and_own_their_data():
+def test_envs_of_one_arena_share_one_model_and_one_workspace_but_keep_their_states():
     walk, run = make_h1_env("h1-walk", seed=0), make_h1_env("h1-run", seed=1)
     pole = make_h1_env("h1-pole", seed=0)
     assert walk.unwrapped.model is run.unwrapped.model  # both on the flat arena
     assert pole.unwrapped.model is not walk.unwrapped.model
-    assert walk.unwrapped.data is not run.unwrapped.data
+    assert walk.unwrapped.data is run.unwrapped.data  # one MjData per model and thread
+    assert pole.unwrapped.data is not walk.unwrapped.data
+    obs_walk, _ = walk.reset()
+    obs_run, _ = run.reset()
+    assert not np.array_equal(obs_walk, obs_run)  # different seeds
+    # Each access shows that environment's own state, whoever used the workspace last.
+    np.testing.assert_array_equal(walk.unwrapped.data.qpos.astype(np.float32), obs_walk[:26])
+    np.testing.assert_array_equal(run.unwrapped.data.qpos.astype(np.float32), obs_run[:26])
     assert walk.unwrapped.model is shared_physics_model("flat")
     private = make_h1_env("h1-walk", seed=0, physics_model="private")
     assert private.unwrapped.model is not walk.unwrapped.model
@@ -157,3 +164,89 @@ def test_shared_physics_only_env_steps_exactly_like_a_private_full_model(task):
             np.testing.assert_array_equal(shared.reset()[0], private.reset()[0])
     assert contact_steps > 100  # the feet (and the fallen robot) touch the ground
     assert resets >= 1  # random actions topple the robot: resets are covered too
+
+
+def _assert_same_step(out_a: tuple, out_b: tuple) -> None:
+    for a, b in zip(out_a, out_b, strict=True):
+        if isinstance(a, dict):
+            assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+        else:
+            np.testing.assert_array_equal(a, b)
+
+
+# Tasks on one arena (one workspace) and seeds, so that their states differ.
+_INTERLEAVED = [("h1-walk", 0), ("h1-run", 1), ("h1-stand", 2), ("h1-walk", 3), ("h1-run", 4)]
+
+
+def test_interleaved_envs_on_one_workspace_step_exactly_like_private_envs_alone():
+    """Environments taking turns on one MjData, in a shuffled order, with snapshots restored into
+    other environments mid-way, against private full models each stepped on its own."""
+    n_steps = 120
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1.0, 1.0, (len(_INTERLEAVED), n_steps, 19)).astype(np.float32)
+
+    def run_alone(index: int) -> list:
+        task, seed = _INTERLEAVED[index]
+        env = make_h1_env(task, seed=seed, physics_model="private")
+        outs = [env.reset()]
+        for t in range(n_steps):
+            outs.append(env.step(actions[index, t]))
+            if outs[-1][2] or outs[-1][3]:
+                outs.append(env.reset())
+        return outs
+
+    expected = [run_alone(i) for i in range(len(_INTERLEAVED))]
+
+    envs = [make_h1_env(task, seed=seed) for task, seed in _INTERLEAVED]
+    assert len({id(env.unwrapped.data) for env in envs}) == 1
+    got: list[list] = [[env.reset()] for env in envs]
+    steps = [0] * len(envs)
+    while any(t < n_steps for t in steps):
+        index = int(rng.choice([i for i, t in enumerate(steps) if t < n_steps]))
+        env = envs[index]
+        got[index].append(env.step(actions[index, steps[index]]))
+        steps[index] += 1
+        if got[index][-1][2] or got[index][-1][3]:
+            got[index].append(env.reset())
+        if steps[index] == n_steps // 2:
+            # Carry on in a fresh environment from a snapshot, as a resumed run does.
+            task, seed = _INTERLEAVED[index]
+            replacement = make_h1_env(task, seed=seed + 100)
+            replacement.set_state(env.get_state())
+            env.close()
+            envs[index] = replacement
+    resets = 0
+    for want, have in zip(expected, got, strict=True):
+        assert len(want) == len(have)
+        for a, b in zip(want, have, strict=True):
+            if len(a) == 2:  # a reset
+                resets += 1
+                np.testing.assert_array_equal(a[0], b[0])
+                assert a[1] == b[1]
+            else:
+                _assert_same_step(a, b)
+    assert resets > len(_INTERLEAVED)  # falls happened: resets on the workspace are covered
+
+
+def test_envs_stepped_from_two_threads_use_separate_workspaces():
+    import threading
+
+    def trajectory(physics_model: str, seed: int, out: list) -> None:
+        env = make_h1_env("h1-walk", seed=seed, physics_model=physics_model)
+        rng = np.random.default_rng(seed)
+        obs = [env.reset()[0]]
+        for _ in range(60):
+            obs.append(env.step(rng.uniform(-1, 1, 19).astype(np.float32))[0])
+        out.append((seed, np.stack(obs), id(env.unwrapped.data)))
+
+    got: list = []
+    threads = [threading.Thread(target=trajectory, args=("shared", s, got)) for s in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert got[0][2] != got[1][2]  # each thread its own MjData
+    for seed, obs, _ in got:
+        private: list = []
+        trajectory("private", seed, private)
+        np.testing.assert_array_equal(obs, private[0][1])

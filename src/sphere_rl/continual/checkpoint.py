@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import pickle
 import random
 import zipfile
@@ -12,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sphere_rl.continual.rundir import RunFileError, atomic_write_bytes
+from sphere_rl.continual.rundir import RunFileError, atomic_write
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -36,10 +35,9 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Serialise ``payload`` with ``torch.save`` and write it atomically."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    """Serialise ``payload`` with ``torch.save`` straight into an atomic write (a checkpoint is
+    tens of MB: serialising it into memory first made the task end a run's memory peak)."""
+    atomic_write(Path(path), lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

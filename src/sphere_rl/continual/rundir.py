@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 EVAL_COLUMNS = (
     "global_step",
@@ -76,6 +76,14 @@ def _umask() -> int:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Replace ``path`` by what ``write`` writes into the open file it is given, all or nothing:
+    ``write`` fills a temporary file beside ``path`` that is synced and renamed over it, so a
+    kill at any moment leaves the old file or the new one. Streaming large contents this way
+    (a checkpoint) needs no copy of them in memory."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
@@ -83,7 +91,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         # mkstemp creates 0600; a run directory on shared storage must keep the user's usual mode.
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -18,13 +18,8 @@ from sphere_rl.envs.h1.model import (
 from sphere_rl.envs.h1.readout import H1Readout
 from sphere_rl.envs.h1.render import render_frame
 from sphere_rl.envs.h1.tasks import H1TaskSpec, get_task
-from sphere_rl.envs.snapshot import (
-    StatefulTimeLimit,
-    get_physics_state,
-    get_rng_state,
-    set_physics_state,
-    set_rng_state,
-)
+from sphere_rl.envs.h1.workspace import Workspace, shared_workspace
+from sphere_rl.envs.snapshot import StatefulTimeLimit, get_rng_state, set_rng_state
 
 # HumanoidBench perturbs every qpos entry (quaternion included) uniformly by this much at reset.
 RESET_NOISE = 0.01
@@ -49,8 +44,10 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
     ``get_state()`` / ``set_state()`` snapshot and restore the environment mid-episode.
 
     By default the environment steps the process's shared physics-only model
-    (:func:`~sphere_rl.envs.h1.model.shared_physics_model`) with its own ``MjData``; rendering
-    mirrors the state into a full visual model built on first use (:mod:`sphere_rl.envs.h1.render`).
+    (:func:`~sphere_rl.envs.h1.model.shared_physics_model`) on an ``MjData`` that the model's
+    environments take turns on (:mod:`sphere_rl.envs.h1.workspace`), keeping only its integration
+    state in between; rendering mirrors the state into a full visual model built on first use
+    (:mod:`sphere_rl.envs.h1.render`).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -85,14 +82,17 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
             )
         self.model_options = (self.task_spec.arena, collision, feet)
         self.physics_only = physics_model == "shared"
-        load = shared_physics_model if self.physics_only else load_h1_model
-        self.model = load(*self.model_options)
-        self.data = mujoco.MjData(self.model)
-        self.readout = H1Readout(self.model, self.data)
-        self._qpos = self.data.qpos
-        self._qvel = self.data.qvel
-        self._ctrl = self.data.ctrl
+        if self.physics_only:
+            self.model = shared_physics_model(*self.model_options)
+            self._private_workspace = None
+        else:
+            self.model = load_h1_model(*self.model_options)
+            self._private_workspace = Workspace(self.model)
+        # The environment's simulator state between its turns on the workspace (h1/workspace.py);
+        # it starts as a fresh MjData's.
+        self.physics_state = self._workspace().initial_state.copy()
         self._nq = self.model.nq
+        self._nv = self.model.nv
         self._key_id = self.model.key("qpos0").id
 
         low, high = self.model.actuator_ctrlrange.T.copy()
@@ -112,6 +112,28 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
         self._renderer: mujoco.Renderer | None = None
         self._visual: tuple[mujoco.MjModel, mujoco.MjData] | None = None  # see h1/render.py
 
+    def _workspace(self) -> Workspace:
+        if self._private_workspace is not None:
+            return self._private_workspace
+        return shared_workspace(self.model)
+
+    def _occupy(self, derived: bool = False) -> Workspace:
+        workspace = self._workspace()
+        workspace.take(self, self.physics_state, derived)
+        return workspace
+
+    @property
+    def data(self) -> mujoco.MjData:
+        """The ``MjData`` holding this environment's state, derived quantities included (the
+        workspace it shares with the other environments of its model; read it before stepping
+        another of them, and write to it only before stepping this one)."""
+        return self._occupy(derived=True).data
+
+    @property
+    def readout(self) -> H1Readout:
+        """Reward and termination quantities of this environment's current state."""
+        return self._occupy(derived=True).readout
+
     @property
     def dt(self) -> float:
         """Control period in seconds (0.02)."""
@@ -124,10 +146,10 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
             self.action_space.seed(seed)
             self.observation_space.seed(seed)
 
-    def _observation(self) -> np.ndarray:
-        obs = np.empty(self._nq + self._qvel.shape[0], dtype=np.float32)
-        obs[: self._nq] = self._qpos
-        obs[self._nq :] = self._qvel
+    def _observation(self, workspace: Workspace) -> np.ndarray:
+        obs = np.empty(self._nq + self._nv, dtype=np.float32)
+        obs[: self._nq] = workspace.qpos
+        obs[self._nq :] = workspace.qvel
         return obs
 
     def reset(
@@ -139,13 +161,14 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
         else:
             self._pending_seed = None
         super().reset(seed=seed)
-        mujoco.mj_resetDataKeyframe(self.model, self.data, self._key_id)
+        workspace = self._occupy()
+        mujoco.mj_resetDataKeyframe(self.model, workspace.data, self._key_id)
         if self.reset_noise:
             noise = self.np_random.uniform(-self.reset_noise, self.reset_noise, size=self._nq)
-            self._qpos += noise
-        mujoco.mj_forward(self.model, self.data)
+            workspace.qpos += noise
+        mujoco.mj_forward(self.model, workspace.data)
         self._episode_return = 0.0
-        return self._observation(), {"success": 0.0}
+        return self._observation(workspace), {"success": 0.0}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply one 50 Hz action; returns ``(obs, reward, terminated, truncated=False, info)``."""
@@ -159,20 +182,22 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
         np.maximum(a, -1.0, out=a)
         np.minimum(a, 1.0, out=a)
         np.multiply(a, self._ctrl_half_range, out=a)
-        np.add(a, self._ctrl_centre, out=self._ctrl)
-        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        workspace = self._occupy()
+        np.add(a, self._ctrl_centre, out=workspace.ctrl)
+        mujoco.mj_step(self.model, workspace.data, nstep=self.frame_skip)
 
         task = self.task_spec
-        reward, info = task.compute_reward(self.readout)
+        reward, info = task.compute_reward(workspace.readout)
         self._episode_return += reward
         info["success"] = 1.0 if task.is_success(self._episode_return) else 0.0
-        return self._observation(), reward, task.is_terminated(self.readout), False, info
+        terminated = task.is_terminated(workspace.readout)
+        return self._observation(workspace), reward, terminated, False, info
 
     def get_state(self) -> dict[str, Any]:
         """Everything the next steps and resets depend on: MuJoCo's integration state, the episode
         return so far (success), the reset-noise generator and a pending factory seed."""
         return {
-            "physics": get_physics_state(self.model, self.data),
+            "physics": self._saved_physics_state().copy(),
             "episode_return": self._episode_return,
             "pending_seed": self._pending_seed,
             "rng": get_rng_state(self),
@@ -180,7 +205,12 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Continue from a :meth:`get_state` snapshot (of any H1 env of the same task)."""
-        set_physics_state(self.model, self.data, state["physics"])
+        physics = np.asarray(state["physics"], dtype=np.float64)
+        if physics.shape != self.physics_state.shape:
+            size = self.physics_state.shape[0]
+            raise ValueError(f"physics state has shape {physics.shape}, this model needs ({size},)")
+        self._workspace().vacate(self)
+        self.physics_state[:] = physics
         self._episode_return = float(state["episode_return"])
         self._pending_seed = state["pending_seed"]
         set_rng_state(self, state["rng"])
@@ -191,7 +221,12 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
             return None
         return render_frame(self, width=self.width, height=self.height)
 
+    def _saved_physics_state(self) -> np.ndarray:
+        self._workspace().save(self)
+        return self.physics_state
+
     def close(self) -> None:
+        self._workspace().vacate(self)
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
@@ -230,8 +265,9 @@ def make_h1_env(
         height: rendered frame height in pixels.
         max_episode_steps: truncation horizon; default the task's 1000 steps.
         physics_model: ``"shared"`` (default: one physics-only model per process and arena,
-            each environment with its own ``MjData``) or ``"private"`` (a private copy of the
-            full visual model, as before models were shared; same physics, ~60 MB per env).
+            and one ``MjData`` per model and thread that its environments take turns on) or
+            ``"private"`` (a private copy of the full visual model and its own ``MjData``, as
+            before models were shared; same physics, ~60 MB per env).
 
     Raises:
         ValueError: for an unknown task name or invalid option values.
