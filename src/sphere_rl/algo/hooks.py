@@ -22,8 +22,9 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from torch import Tensor, nn, optim
+from torch import Tensor, nn
 
+from sphere_rl.algo.adam import Adam
 from sphere_rl.nn.policy import PolicyOutput
 
 
@@ -33,8 +34,8 @@ class Agent(Protocol):
 
     actor: nn.Module
     critic: nn.Module
-    actor_optimizer: optim.Optimizer
-    critic_optimizer: optim.Optimizer
+    actor_optimizer: Adam
+    critic_optimizer: Adam
     # the minibatch's (T,) per-sample policy losses during ActorRegularizer.penalty, else None
     sample_policy_loss: Tensor | None
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from sphere_rl.algo.adam import Adam
 from sphere_rl.algo.buffer import RolloutBuffer
 from sphere_rl.algo.hooks import (
     ActorRegularizer,
@@ -75,17 +76,19 @@ def normalize_advantages(adv: Tensor, ddof: int = 0) -> Tensor:
     return (adv - adv.mean()) / (adv.std(correction=ddof) + 1e-8)
 
 
-def make_adam(module: nn.Module, lr: float, kernel: str = "fused") -> torch.optim.Adam:
+def make_adam(module: nn.Module, lr: float, kernel: str = "fused") -> Adam:
     """Adam with ε = 1e-5 (the release's) and multi-tensor kernels.
 
     ``"fused"`` (the default) is one in-place kernel per step: no temporaries, 1.3–1.5× faster
     than ``"foreach"`` on the paper's update (``docs/benchmarks.md``), and equal to PyTorch's
     per-parameter loop up to float32 rounding (``tests/algo/test_release_rules.py``).
-    ``"foreach"`` computes bitwise the loop's numbers in fewer kernel launches.
+    ``"foreach"`` computes bitwise the loop's numbers in fewer kernel launches. Either is bitwise
+    ``torch.optim.Adam`` with that kernel, without importing ``torch._dynamo``
+    (:mod:`sphere_rl.algo.adam`).
     """
     if kernel not in ADAM_KERNELS:
         raise ValueError(f"adam_kernel must be one of {ADAM_KERNELS}, got {kernel!r}")
-    return torch.optim.Adam(module.parameters(), lr, eps=1e-5, **{kernel: True})
+    return Adam(module.parameters(), lr, eps=1e-5, kernel=kernel)
 
 
 class PPOAgent:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from sphere_rl.algo.adam import Adam
 from sphere_rl.nn.layers import (
     HIDDEN_GAIN,
     POLICY_HEAD_GAIN,
@@ -238,7 +239,7 @@ def orthogonal_init(shape: Sequence[int], gain: float, like: Tensor) -> Tensor:
 
 @torch.no_grad()
 def reinitialize_units_(
-    layer: UnitLayer, mask: Tensor, optimizers: Sequence[torch.optim.Optimizer] = ()
+    layer: UnitLayer, mask: Tensor, optimizers: Sequence[Adam | torch.optim.Optimizer] = ()
 ) -> None:
     """Replace the units selected by ``mask`` with fresh ones that do not affect the output.
 
@@ -251,7 +252,8 @@ def reinitialize_units_(
     Args:
         layer: the units' layer.
         mask: ``(E, d)`` boolean, true for the units to replace.
-        optimizers: optimisers that may hold state for the layer's parameters.
+        optimizers: optimisers that may hold Adam state for the layer's parameters (``state``
+            keyed by parameter, as in :mod:`torch.optim`).
     """
     if not bool(mask.any()):
         return
