@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sphere_rl.envs.h1 import make_h1_env
+from sphere_rl.envs.h1 import model as model_module
 from sphere_rl.envs.h1.model import build_h1_spec, load_h1_model, shared_physics_model
 
 OPTIONS = [
@@ -250,3 +251,24 @@ def test_envs_stepped_from_two_threads_use_separate_workspaces():
         private: list = []
         trajectory("private", seed, private)
         np.testing.assert_array_equal(obs, private[0][1])
+
+
+@pytest.mark.parametrize("options", OPTIONS[:3], ids="-".join)
+def test_the_model_compiled_in_a_child_process_is_the_one_compiled_here(options):
+    # The shared model is compiled by a child and loaded from its .mjb (memory peak): every
+    # array, the options and the statistics must be what compiling the same spec here gives.
+    here = build_h1_spec(*options, physics_only=True).compile()
+    loaded = shared_physics_model(*options)
+    arrays = [n for n in dir(here) if isinstance(getattr(here, n, None), np.ndarray)]
+    assert len(arrays) > 300
+    for name in arrays:
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(here, name), err_msg=name)
+    for struct in ("opt", "stat"):
+        assert repr(getattr(loaded, struct)) == repr(getattr(here, struct))
+
+
+def test_a_failing_compilation_child_is_reported_with_its_reason(monkeypatch):
+    monkeypatch.setattr(model_module, "_COMPILE", "raise SystemExit('no room for meshes')")
+    with pytest.raises(RuntimeError, match=r"compiling the H1 model \(flat, mesh, humanoidbench\)"
+                       r" failed: no room for meshes"):  # fmt: skip
+        model_module._compiled_in_child("flat", "mesh", "humanoidbench")

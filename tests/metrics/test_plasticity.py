@@ -119,6 +119,28 @@ def test_weight_norm_and_distance_from_init():
     assert distance_from_init(layer, initial, relative=True) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_distance_from_init_leaves_the_weights_alone_and_sums_in_float64(dtype):
+    # Oracle: the float64 sums written out with Python's exact fsum over every element.
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(7, 5), nn.Tanh(), nn.Linear(5, 3)).to(dtype)
+    initial = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p))
+    moved = {k: v.clone() for k, v in net.state_dict().items()}
+    squares = [
+        (float(a) - float(b)) ** 2
+        for k in moved
+        for a, b in zip(moved[k].double().flatten(), initial[k].double().flatten(), strict=True)
+    ]
+    expected = math.sqrt(math.fsum(squares))
+    assert distance_from_init(net, initial) == pytest.approx(expected, rel=1e-12)
+    for k, v in net.state_dict().items():  # an in-place float64 update must not reach a weight
+        assert torch.equal(v, moved[k]) and v.dtype == dtype
+    assert all(v.dtype == dtype for v in initial.values())
+
+
 def test_grad_norm_from_loss_and_from_grad_fields():
     layer = nn.Linear(3, 1, bias=False)
     with torch.no_grad():

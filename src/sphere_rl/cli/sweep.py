@@ -247,7 +247,8 @@ def _size_by_memory(plans, cpus: int, cpus_per_run: float) -> int:
         tasks = resolve_tasks(cfg.benchmark if cfg.tasks is None else None, cfg.tasks)
         return {task_spec(task).family for task in tasks}
 
-    gib_per_run = run_memory_gib(set().union(*(families(p.cfg) for p in plans)))
+    entk_samples = max((p.cfg.diag_samples for p in plans if p.cfg.diag_entk), default=0)
+    gib_per_run = run_memory_gib(set().union(*(families(p.cfg) for p in plans)), entk_samples)
     sizing = size_concurrency(cpus, cpus_per_run, available_memory_gib(), gib_per_run)
     console.print(sizing.message)
     return sizing.runs

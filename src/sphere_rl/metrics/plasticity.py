@@ -137,7 +137,11 @@ def distance_from_init(
             p0 = initial_state.get(name)
             if p0 is not None and p0.shape == p.shape:
                 p0 = p0.to(p.device, torch.float64)
-                distance += (p.double() - p0).square().sum().cpu()
+                # In place on one float64 copy: the same values as (p - p0)² computed out of
+                # place, with one temporary the size of ``p`` instead of three (memory peak).
+                difference = p.to(torch.float64, copy=True).sub_(p0).square_()
+                distance += difference.sum().cpu()
+                del difference
                 initial += p0.square().sum().cpu()
     if relative:
         return float(distance.sqrt() / initial.sqrt().clamp_min(1e-30))

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -344,7 +348,49 @@ def build_h1_spec(
 
 @functools.cache
 def _compiled_model(arena: str, collision: str, feet: str, physics_only: bool) -> mujoco.MjModel:
+    if physics_only:
+        return _compiled_in_child(arena, collision, feet)
     return build_h1_spec(arena, collision, feet, physics_only).compile()  # type: ignore[arg-type]
+
+
+def save_physics_model(arena: str, collision: str, feet: str, path: str) -> None:
+    """Compile the physics-only model and write it to ``path`` as MuJoCo's binary ``.mjb``."""
+    model = build_h1_spec(arena, collision, feet, physics_only=True).compile()  # type: ignore[arg-type]
+    mujoco.mj_saveModel(model, path, None)
+
+
+_COMPILE = (
+    "import sys; from sphere_rl.envs.h1.model import save_physics_model as s; s(*sys.argv[1:])"
+)
+
+
+def _compiled_in_child(arena: str, collision: str, feet: str) -> mujoco.MjModel:
+    """The physics-only model, compiled by a child process and loaded from its ``.mjb``.
+
+    Compiling peaks ~140 MiB above the 45 MiB model (the spec's meshes, convex hulls and the
+    compiler's copies), which made the model's compilation a training run's memory peak; loading
+    the binary peaks at twice the model. Loading is exact: every array, option and statistic of
+    the loaded model equals the compiled one (``tests/envs/test_h1_shared_model.py``).
+    """
+    menagerie_h1_dir()  # a missing asset package is reported here, not as a child's traceback
+    if not sys.executable:  # an embedded interpreter cannot start one
+        return build_h1_spec(arena, collision, feet, True).compile()  # type: ignore[arg-type]
+    package_parent = str(Path(__file__).resolve().parents[3])
+    path = os.pathsep.join(filter(None, (package_parent, os.environ.get("PYTHONPATH"))))
+    with tempfile.TemporaryDirectory(prefix="sphere-rl-h1-") as tmp:
+        mjb = os.path.join(tmp, "model.mjb")
+        done = subprocess.run(
+            [sys.executable, "-c", _COMPILE, arena, collision, feet, mjb],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+            raise RuntimeError(
+                f"compiling the H1 model ({arena}, {collision}, {feet}) failed: {reason}"
+            )
+        return mujoco.MjModel.from_binary_path(mjb)
 
 
 def _check_arena(arena: str) -> None:
