@@ -20,16 +20,20 @@ from sphere_rl.runtime import LearnerThreads
 _RETURNED = textwrap.dedent(
     """
     import os, sys, torch
-    from sphere_rl.runtime import keep_freed_memory
-    if sys.argv[1] == "keep":
+    from sphere_rl.runtime import freed_memory_returned, keep_freed_memory
+    if sys.argv[1] != "default":
         assert keep_freed_memory()
     def resident_mib():
         with open("/proc/self/statm") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    block = torch.ones(4 << 20)
-    before = resident_mib()
-    del block
-    print(before - resident_mib())
+    if sys.argv[1] == "return, then keep again":
+        with freed_memory_returned():
+            pass
+    with freed_memory_returned() if sys.argv[1] == "keep, then return" else open(os.devnull):
+        block = torch.ones(4 << 20)
+        before = resident_mib()
+        del block
+        print(before - resident_mib())
     """
 )
 
@@ -65,6 +69,13 @@ def test_keep_freed_memory_keeps_freed_blocks_for_reuse():
     # again, zero-filled); kept, it stays in the heap for the next tensor.
     assert _returned_mib("default") > 12
     assert abs(_returned_mib("keep")) < 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_freed_memory_returned_gives_blocks_back_for_a_while():
+    # The diagnostics' phase: its blocks leave the resident set when freed, as by default.
+    assert _returned_mib("keep, then return") > 12
+    assert abs(_returned_mib("return, then keep again")) < 2
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")

@@ -83,7 +83,7 @@ from sphere_rl.envs.vector import SNAPSHOT_FAMILIES, VectorTaskEnv, resolve_back
 from sphere_rl.interrupts import RunInterrupted, deferred_interrupts, raise_if_requested
 from sphere_rl.methods import build_agent, resolve_method, validate_names
 from sphere_rl.plugins import plugin_records
-from sphere_rl.runtime import keep_freed_memory, release_freed_memory
+from sphere_rl.runtime import freed_memory_returned, keep_freed_memory, release_freed_memory
 
 
 class ResumeError(RuntimeError):
@@ -565,12 +565,13 @@ class ContinualRunner:
         probes = self._probe_batches(t)
         report = {}
         for prefix, states in probes.items():
-            metrics = plasticity_report(
-                self.agent.actor,
-                self.agent.obs_tensor(states),
-                initial_state=self.initial_actor,
-                include_entk=cfg.diag_entk,
-            )
+            with freed_memory_returned():
+                metrics = plasticity_report(
+                    self.agent.actor,
+                    self.agent.obs_tensor(states),
+                    initial_state=self.initial_actor,
+                    include_entk=cfg.diag_entk,
+                )
             report.update({prefix + key: value for key, value in metrics.items()})
         self._log({"kind": "diag", "global_step": self.state.global_step, "task_index": t,
                    "task": self.tasks[t], **report})  # fmt: skip
