@@ -13,12 +13,13 @@ from pathlib import Path
 
 GIB = 2.0**30
 
-# Peak GiB per run by task family, measured 2026-12-06 (docs/benchmarks.md, "Memory per run"):
-# hb5 0.61 for "h1", cw10 0.73 for "metaworld", gym:Pendulum-v1 at cw10's sizes 0.51 for "gym".
-# The headroom covers what the benchmark's one iteration leaves out: evaluations and diagnostics
-# during a task build their environments beside the training ones (+0.09 GiB for cw10's two
-# MetaWorld eval envs). "hb5-reference" is an H1 run with a private full model per environment
-# (the pre-sharing code, 7.8-8.3 GiB), for the benchmark's check.
+# Peak GiB per run by task family, measured 2026-12-06 at 4cd85ce (docs/benchmarks.md, "Memory per
+# run"): hb5 0.43 for "h1", cw10 0.65 for "metaworld", gym:Pendulum-v1 at cw10's sizes 0.51 for
+# "gym". The headroom covers what the benchmark's one iteration leaves out: evaluations and
+# diagnostics during a task build their environments beside the training ones (+0.09 GiB for
+# cw10's two MetaWorld eval envs). The eNTK diagnostic comes on top (entk_memory_gib).
+# "hb5-reference" is an H1 run with a private full model per environment (the pre-sharing code,
+# 7.7-8.3 GiB), for the benchmark's check.
 RUN_MEMORY_GIB: dict[str, float] = {
     "h1": 0.6,
     "metaworld": 1.0,
