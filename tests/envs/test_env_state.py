@@ -146,6 +146,17 @@ def test_snapshot_of_another_task_or_size_is_refused():
             other.set_state(snapshot)
 
 
+def test_an_h1_physics_state_of_another_size_is_refused_and_the_env_keeps_its_own():
+    env = make_env("h1-walk", seed=0)
+    env.reset()
+    state = env.unwrapped.get_state()
+    size = state["physics"].shape[0]
+    with pytest.raises(ValueError, match=rf"physics state has shape \({size - 1},\), this model "
+                       rf"needs \({size},\)"):  # fmt: skip
+        env.unwrapped.set_state({**state, "physics": state["physics"][:-1]})
+    np.testing.assert_array_equal(env.unwrapped.get_state()["physics"], state["physics"])
+
+
 def test_envpool_cannot_snapshot():
     pytest.importorskip("envpool")
     with make_vector_env("push-wall-v3", 2, seed=0, backend="envpool") as envs:

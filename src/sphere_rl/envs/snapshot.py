@@ -26,14 +26,25 @@ def get_physics_state(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
     return state
 
 
-def set_physics_state(model: mujoco.MjModel, data: mujoco.MjData, state: np.ndarray) -> None:
-    """Load a :func:`get_physics_state` snapshot into ``data`` and recompute the derived
-    quantities (positions, contacts, sensors), so that anything read before the next step (a
-    rendered frame) shows the restored state."""
+def checked_physics_state(model: mujoco.MjModel, state: np.ndarray) -> np.ndarray:
+    """``state`` as float64, after checking that it is a :func:`get_physics_state` snapshot of a
+    model of ``model``'s size.
+
+    Raises:
+        ValueError: naming the snapshot's shape and the one ``model`` needs.
+    """
     state = np.asarray(state, dtype=np.float64)
     size = mujoco.mj_stateSize(model, PHYSICS_STATE)
     if state.shape != (size,):
         raise ValueError(f"physics state has shape {state.shape}, this model needs ({size},)")
+    return state
+
+
+def set_physics_state(model: mujoco.MjModel, data: mujoco.MjData, state: np.ndarray) -> None:
+    """Load a :func:`get_physics_state` snapshot into ``data`` and recompute the derived
+    quantities (positions, contacts, sensors), so that anything read before the next step (a
+    rendered frame) shows the restored state."""
+    state = checked_physics_state(model, state)
     mujoco.mj_setState(model, data, state, PHYSICS_STATE)
     mujoco.mj_forward(model, data)
     # mj_forward rewrites the solver's warm start, which would change the next step in its last

@@ -19,7 +19,12 @@ from sphere_rl.envs.h1.readout import H1Readout
 from sphere_rl.envs.h1.render import render_frame
 from sphere_rl.envs.h1.tasks import H1TaskSpec, get_task
 from sphere_rl.envs.h1.workspace import Workspace, shared_workspace
-from sphere_rl.envs.snapshot import StatefulTimeLimit, get_rng_state, set_rng_state
+from sphere_rl.envs.snapshot import (
+    StatefulTimeLimit,
+    checked_physics_state,
+    get_rng_state,
+    set_rng_state,
+)
 
 # HumanoidBench perturbs every qpos entry (quaternion included) uniformly by this much at reset.
 RESET_NOISE = 0.01
@@ -205,10 +210,7 @@ class H1Env(gym.Env[np.ndarray, np.ndarray]):
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Continue from a :meth:`get_state` snapshot (of any H1 env of the same task)."""
-        physics = np.asarray(state["physics"], dtype=np.float64)
-        if physics.shape != self.physics_state.shape:
-            size = self.physics_state.shape[0]
-            raise ValueError(f"physics state has shape {physics.shape}, this model needs ({size},)")
+        physics = checked_physics_state(self.model, state["physics"])
         self._workspace().vacate(self)
         self.physics_state[:] = physics
         self._episode_return = float(state["episode_return"])

@@ -346,17 +346,20 @@ def build_h1_spec(
     return spec
 
 
+def _compile(arena: str, collision: str, feet: str, physics_only: bool) -> mujoco.MjModel:
+    return build_h1_spec(arena, collision, feet, physics_only).compile()  # type: ignore[arg-type]
+
+
 @functools.cache
 def _compiled_model(arena: str, collision: str, feet: str, physics_only: bool) -> mujoco.MjModel:
     if physics_only:
         return _compiled_in_child(arena, collision, feet)
-    return build_h1_spec(arena, collision, feet, physics_only).compile()  # type: ignore[arg-type]
+    return _compile(arena, collision, feet, physics_only)
 
 
 def save_physics_model(arena: str, collision: str, feet: str, path: str) -> None:
     """Compile the physics-only model and write it to ``path`` as MuJoCo's binary ``.mjb``."""
-    model = build_h1_spec(arena, collision, feet, physics_only=True).compile()  # type: ignore[arg-type]
-    mujoco.mj_saveModel(model, path, None)
+    mujoco.mj_saveModel(_compile(arena, collision, feet, physics_only=True), path, None)
 
 
 _COMPILE = (
@@ -374,7 +377,7 @@ def _compiled_in_child(arena: str, collision: str, feet: str) -> mujoco.MjModel:
     """
     menagerie_h1_dir()  # a missing asset package is reported here, not as a child's traceback
     if not sys.executable:  # an embedded interpreter cannot start one
-        return build_h1_spec(arena, collision, feet, True).compile()  # type: ignore[arg-type]
+        return _compile(arena, collision, feet, physics_only=True)
     package_parent = str(Path(__file__).resolve().parents[3])
     path = os.pathsep.join(filter(None, (package_parent, os.environ.get("PYTHONPATH"))))
     with tempfile.TemporaryDirectory(prefix="sphere-rl-h1-") as tmp:

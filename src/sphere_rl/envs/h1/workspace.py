@@ -22,7 +22,7 @@ import mujoco
 import numpy as np
 
 from sphere_rl.envs.h1.readout import H1Readout
-from sphere_rl.envs.snapshot import PHYSICS_STATE, set_physics_state
+from sphere_rl.envs.snapshot import PHYSICS_STATE, get_physics_state, set_physics_state
 
 
 class Workspace:
@@ -33,8 +33,7 @@ class Workspace:
         self.data = mujoco.MjData(model)
         self.readout = H1Readout(model, self.data)
         self.qpos, self.qvel, self.ctrl = self.data.qpos, self.data.qvel, self.data.ctrl
-        self.initial_state = np.empty(mujoco.mj_stateSize(model, PHYSICS_STATE), np.float64)
-        mujoco.mj_getState(model, self.data, self.initial_state, PHYSICS_STATE)  # a fresh MjData's
+        self.initial_state = get_physics_state(model, self.data)  # a fresh MjData's
         self._occupant: weakref.ref[Any] | None = None
 
     def occupied_by(self, tenant: Any) -> bool:
